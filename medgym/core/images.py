@@ -1,0 +1,170 @@
+"""Image references (serialisable) and decoded medical images (native pixels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from medgym.errors import ConfigError
+
+__all__ = ["ImageRef", "MedImage", "Window"]
+
+
+class ImageRef(BaseModel):
+    """Where an image lives; enough for any worker to load the same pixels.
+
+    ``uri`` is a local path, ``file://`` URI, or a scheme handled by :mod:`medgym.data.io`
+    (``synthetic://...`` procedural images, ``pkg://...`` images shipped in installed packages,
+    ``store://<sha256>`` images uploaded to an :class:`~medgym.data.store.ImageStore`).
+
+    Example:
+        >>> ImageRef(uri="scans/chest.dcm").uri
+        'scans/chest.dcm'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uri: str = Field(min_length=1, description="Path or URI of the image file or generator.")
+    sha256: str | None = Field(default=None, description="Content hash of the bytes, if known.")
+    frame: int | None = Field(
+        default=None, ge=0, description="Frame of a multi-frame file, or slice of a volume to keep."
+    )
+    axis: Literal[0, 1, 2] | None = Field(
+        default=None, description="Volume axis that slices are taken along (NIfTI); None: axial."
+    )
+
+
+class Window(BaseModel):
+    """A display window: values in ``[level - width/2, level + width/2]`` map to 0..255."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level: float = Field(description="Window centre, in the image's native units (e.g. HU).")
+    width: float = Field(gt=0, description="Window width, in native units; must be > 0.")
+
+    @field_validator("level", "width")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not np.isfinite(v):
+            raise ValueError(f"window values must be finite, got {v}")
+        return v
+
+    @property
+    def low(self) -> float:
+        """Native value that renders black."""
+        return self.level - self.width / 2
+
+    @property
+    def high(self) -> float:
+        """Native value that renders white."""
+        return self.level + self.width / 2
+
+
+@dataclass(frozen=True, eq=False)
+class MedImage:
+    """A decoded image in native units.
+
+    Attributes:
+        pixels: Array of shape ``(slices, height, width, channels)``: ``slices`` is 1 for a 2-D
+            image, ``channels`` is 1 (grayscale, any dtype incl. 16-bit and float HU) or 3 (RGB
+            uint8). Treat as read-only: it is shared through the image cache.
+        spacing_mm: ``(row, column)`` pixel spacing in millimetres, when known.
+        default_window: The window used when a view names none; ``None`` means the pixels are
+            already display values (uint8).
+        modality: DICOM-style modality code or free text (``CT``, ``MR``, ``CR``, ``fundus``...).
+        meta: Anything else the reader learned (body part, series description, plane...).
+    """
+
+    pixels: np.ndarray
+    spacing_mm: tuple[float, float] | None = None
+    default_window: Window | None = None
+    modality: str | None = None
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = self.pixels
+        if p.ndim != 4 or p.shape[3] not in (1, 3) or min(p.shape) < 1:
+            raise ConfigError(
+                f"MedImage.pixels must have shape (slices, height, width, 1 or 3); got {p.shape}"
+            )
+        if p.shape[3] == 3 and p.dtype != np.uint8:
+            raise ConfigError(f"RGB MedImage pixels must be uint8; got {p.dtype}")
+        if self.default_window is None and p.dtype != np.uint8:
+            raise ConfigError(
+                f"MedImage with {p.dtype} pixels needs a default_window to be displayable"
+            )
+        p.setflags(write=False)
+
+    @classmethod
+    def from_array(
+        cls,
+        array: np.ndarray,
+        *,
+        spacing_mm: tuple[float, float] | None = None,
+        default_window: Window | None = None,
+        modality: str | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> MedImage:
+        """Wrap a ``(H, W)``, ``(H, W, 3)`` or ``(S, H, W)`` array.
+
+        A non-uint8 array without ``default_window`` gets a min-max window.
+        """
+        a = np.asarray(array)
+        if a.ndim == 2:
+            a = a[None, :, :, None]
+        elif a.ndim == 3 and a.shape[2] == 3 and a.dtype == np.uint8:
+            a = a[None]
+        elif a.ndim == 3:
+            a = a[:, :, :, None]
+        elif a.ndim != 4:
+            raise ConfigError(f"expected a (H, W), (H, W, 3) or (S, H, W) array; got {a.shape}")
+        if default_window is None and a.dtype != np.uint8:
+            default_window = min_max_window(a)
+        return cls(
+            pixels=np.ascontiguousarray(a),
+            spacing_mm=spacing_mm,
+            default_window=default_window,
+            modality=modality,
+            meta=dict(meta or {}),
+        )
+
+    @property
+    def num_slices(self) -> int:
+        """Number of slices (1 for a 2-D image)."""
+        return int(self.pixels.shape[0])
+
+    @property
+    def height(self) -> int:
+        """Height in native pixels."""
+        return int(self.pixels.shape[1])
+
+    @property
+    def width(self) -> int:
+        """Width in native pixels."""
+        return int(self.pixels.shape[2])
+
+    @property
+    def is_color(self) -> bool:
+        """Whether the image is RGB."""
+        return self.pixels.shape[3] == 3
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in native pixels."""
+        return (self.width, self.height)
+
+
+def min_max_window(pixels: np.ndarray) -> Window:
+    """A window spanning the 0.5th to 99.5th percentile of ``pixels`` (robust to outliers)."""
+    sample = pixels.reshape(-1)
+    if sample.size > 1_000_000:
+        sample = sample[:: sample.size // 1_000_000]
+    lo, hi = np.percentile(sample.astype(np.float64), [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return Window(level=float(lo + hi) / 2, width=float(hi - lo))

@@ -1,0 +1,115 @@
+"""Datasets: the sample schema's loaders, bundled offline sets and image I/O.
+
+``load(name, root=..., split=...)`` looks a loader up in :data:`DATASETS` (``"module:function"``
+strings imported on first use) and applies the common filters.
+
+Example:
+    >>> from medgym.data import load
+    >>> samples = load("synthetic", split="test", num_samples=4)
+    >>> len(samples)
+    4
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from medgym.core.sample import Sample
+from medgym.data.cache import clear_image_cache, load_image
+from medgym.errors import ConfigError, did_you_mean
+
+__all__ = ["DATASETS", "clear_image_cache", "load", "load_image", "register_dataset"]
+
+Loader = Callable[..., list[Sample]]
+
+DATASETS: dict[str, str | Loader] = {
+    "synthetic": "medgym.data.synthetic:load_synthetic",
+    "realworld": "medgym.data.realworld:load_realworld",
+    "vqa_rad": "medgym.data.loaders.vqa_rad:load_vqa_rad",
+    "slake": "medgym.data.loaders.slake:load_slake",
+    "pathvqa": "medgym.data.loaders.pathvqa:load_pathvqa",
+    "pmc_vqa": "medgym.data.loaders.pmc_vqa:load_pmc_vqa",
+    "omnimedvqa": "medgym.data.loaders.omnimedvqa:load_omnimedvqa",
+    "generic": "medgym.data.loaders.generic:load_generic",
+    "hf_disk": "medgym.data.loaders.hf_disk:load_hf_disk",
+}
+
+
+def register_dataset(name: str, loader: str | Loader) -> None:
+    """Register ``loader`` (callable or ``"module:function"``) under ``name``."""
+    DATASETS[name] = loader
+
+
+def _loader(name: str) -> Loader:
+    entry = DATASETS.get(name)
+    if entry is None:
+        raise ConfigError(
+            f"unknown dataset `{name}`{did_you_mean(name, DATASETS)}; "
+            f"known: {', '.join(sorted(DATASETS))}"
+        )
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        DATASETS[name] = entry
+    return entry
+
+
+def _matches(value: str | None, wanted: str | Sequence[str] | None) -> bool:
+    if wanted is None:
+        return True
+    options = [wanted] if isinstance(wanted, str) else list(wanted)
+    return value is not None and value.lower() in {w.lower() for w in options}
+
+
+def load(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    split: str | None = None,
+    language: str | Sequence[str] | None = None,
+    answer_type: str | None = None,
+    modality: str | Sequence[str] | None = None,
+    limit: int | None = None,
+    **kwargs: Any,
+) -> list[Sample]:
+    """Load a dataset by name and filter it.
+
+    Args:
+        name: Registered dataset name (see :data:`DATASETS`).
+        root: Folder of a downloaded release (public datasets); ignored by bundled sets.
+        split: Split name; each loader documents its splits.
+        language: Keep samples whose ``meta["language"]`` is one of these (SLAKE: ``en``/``zh``).
+        answer_type: ``"closed"`` or ``"open"``.
+        modality: Keep samples of these modalities (case-insensitive).
+        limit: Keep at most this many samples (after filtering).
+        **kwargs: Passed to the loader (e.g. ``num_samples``, ``seed`` for ``synthetic``).
+
+    Returns:
+        The samples, in the dataset's order.
+
+    Raises:
+        ConfigError: Unknown dataset name or bad filter value.
+        DatasetError: The files cannot be read.
+    """
+    if answer_type not in (None, "closed", "open"):
+        raise ConfigError(f"answer_type must be 'closed' or 'open'; got {answer_type!r}")
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit must be >= 0; got {limit}")
+    loader = _loader(name)
+    call: dict[str, Any] = dict(kwargs)
+    if root is not None:
+        call["root"] = Path(root)
+    if split is not None:
+        call["split"] = split
+    samples = loader(**call)
+    out = [
+        s
+        for s in samples
+        if _matches(s.meta.get("language"), language)
+        and (answer_type is None or s.answer_type == answer_type)
+        and _matches(s.modality, modality)
+    ]
+    return out[:limit] if limit is not None else out
