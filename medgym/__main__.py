@@ -1,0 +1,5 @@
+"""``python -m medgym`` runs the command line."""
+
+from medgym.cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""Scripted policies: baselines and test drivers that speak the same text format as models.
+
+- :class:`OraclePolicy` zooms on the evidence box and answers with the label. It reads labels,
+  so it is a test driver and an upper bound, never a row of an ablation table.
+- :class:`PixelReaderPolicy` reads pixels only: it zooms where a simple detector sees a finding,
+  then answers from the crop.
+- :class:`RandomZoomPolicy` zooms somewhere at random, then guesses.
+- :class:`DirectPolicy` answers at once from the first view (the no-tool baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medgym.agents.policy import Generation
+from medgym.core.bbox import BBox, clamp
+from medgym.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from medgym.envs.session import EpisodeSession
+
+__all__ = [
+    "SCRIPTED_POLICIES",
+    "DirectPolicy",
+    "OraclePolicy",
+    "PixelReaderPolicy",
+    "RandomZoomPolicy",
+    "make_scripted_policy",
+    "tool_call_text",
+    "zoom_call",
+]
+
+
+def tool_call_text(name: str, arguments: dict[str, Any], thought: str = "") -> str:
+    """A Hermes-style tool call turn."""
+    think = f"<think>{thought}</think>\n" if thought else ""
+    return f"{think}<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+
+
+def answer_text(answer: str, thought: str = "") -> str:
+    """An answer turn."""
+    think = f"<think>{thought}</think>\n" if thought else ""
+    return f"{think}<answer>{answer}</answer>"
+
+
+def zoom_call(session: EpisodeSession, view_index: int, box_px: BBox, thought: str = "") -> str:
+    """A ``zoom_in`` turn on ``box_px`` (original pixels), written in the profile's convention."""
+    view = session.views[view_index]
+    vb = view.original_to_view(box_px)
+    vb = clamp(vb, *view.out_size) or (0.0, 0.0, float(view.out_size[0]), float(view.out_size[1]))
+    args = {"bbox_2d": session.profile.from_view_px(vb, view.out_size)}
+    if view_index:
+        args["image_index"] = view_index
+    return tool_call_text("zoom_in", args, thought)
+
+
+def _margin(box: BBox, frac: float, width: float, height: float) -> BBox:
+    w, h = box[2] - box[0], box[3] - box[1]
+    grown = (box[0] - frac * w, box[1] - frac * h, box[2] + frac * w, box[3] + frac * h)
+    return clamp(grown, width, height) or box
+
+
+def _fallback_answer(session: EpisodeSession, rng: np.random.Generator) -> str:
+    s = session.sample
+    if s.options:
+        return str(s.options[int(rng.integers(len(s.options)))])
+    return "yes" if rng.random() < 0.5 else "no"
+
+
+def _rng(session: EpisodeSession) -> np.random.Generator:
+    # Seeded by the trajectory id: the same rollout id always makes the same choices.
+    return np.random.default_rng(zlib.crc32(session.trajectory_id.encode()))
+
+
+def _can_zoom(session: EpisodeSession) -> bool:
+    return "zoom_in" in session.tools and session.images_left > 0 and session.turns_left > 1
+
+
+class OraclePolicy:
+    """Zooms on the union of the evidence boxes, then answers with the reference label."""
+
+    name = "oracle"
+
+    def __init__(self, margin: float = 0.5) -> None:
+        self.margin = margin
+
+    async def generate(self, session: EpisodeSession) -> Generation:
+        """Zoom on the evidence on the first turn, answer on the next."""
+        s = session.sample
+        if session.metrics["turns"] == 0 and s.evidence and _can_zoom(session):
+            idx = s.evidence[0].image_index
+            boxes = [e.bbox_px for e in s.evidence if e.image_index == idx]
+            union = (
+                min(b[0] for b in boxes),
+                min(b[1] for b in boxes),
+                max(b[2] for b in boxes),
+                max(b[3] for b in boxes),
+            )
+            img = session.images[idx]
+            box = _margin(union, self.margin, img.width, img.height)
+            return Generation(zoom_call(session, idx, box, "The finding is small; look closer."))
+        answer = s.answer if s.answer is not None else _fallback_answer(session, _rng(session))
+        return Generation(answer_text(answer))
+
+
+class RandomZoomPolicy:
+    """Zooms into a random box (10-50% of the view side), then guesses."""
+
+    name = "random-zoom"
+
+    async def generate(self, session: EpisodeSession) -> Generation:
+        """Random zoom first, random answer next."""
+        rng = _rng(session)
+        if session.metrics["turns"] == 0 and _can_zoom(session):
+            img = session.images[0]
+            side = rng.uniform(0.1, 0.5) * min(img.width, img.height)
+            x = rng.uniform(0, img.width - side)
+            y = rng.uniform(0, img.height - side)
+            return Generation(zoom_call(session, 0, (x, y, x + side, y + side)))
+        rng.random()  # a different draw from the zoom turn's
+        return Generation(answer_text(_fallback_answer(session, rng)))
+
+
+class PixelReaderPolicy:
+    """Reads pixels only: zooms where the detector sees the strongest finding, answers from it.
+
+    Args:
+        zoom: Whether to zoom before answering (``False``: answer from the first view).
+    """
+
+    def __init__(self, zoom: bool = True) -> None:
+        from medgym.data.detector import PixelReader
+
+        self.reader = PixelReader()
+        self.zoom = zoom
+        self.name = "pixel-reader" if zoom else "direct"
+
+    async def generate(self, session: EpisodeSession) -> Generation:
+        """Zoom on the detector's proposal, then answer from the latest view."""
+        if self.zoom and session.metrics["turns"] == 0 and _can_zoom(session):
+            view = session.views[0]
+            box_view = self.reader.propose(session.sample, session.pixels(0), view)
+            if box_view is not None:
+                box = view.view_to_original(box_view)
+                return Generation(zoom_call(session, 0, box, "Something small; look closer."))
+        last = len(session.views) - 1
+        answer = self.reader.answer(session.sample, session.pixels(last), session.views[last])
+        return Generation(answer_text(answer))
+
+
+class DirectPolicy(PixelReaderPolicy):
+    """The no-tool baseline: the pixel reader answering from the first view."""
+
+    def __init__(self) -> None:
+        super().__init__(zoom=False)
+
+
+SCRIPTED_POLICIES: dict[str, Callable[[], Any]] = {
+    "oracle": OraclePolicy,
+    "pixel-reader": PixelReaderPolicy,
+    "random-zoom": RandomZoomPolicy,
+    "direct": DirectPolicy,
+}
+
+
+def make_scripted_policy(name: str) -> Any:
+    """Build a scripted policy by name."""
+    if name not in SCRIPTED_POLICIES:
+        raise ConfigError(
+            f"unknown policy `{name}`{did_you_mean(name, SCRIPTED_POLICIES)}; "
+            f"known: {', '.join(SCRIPTED_POLICIES)}"
+        )
+    return SCRIPTED_POLICIES[name]()
