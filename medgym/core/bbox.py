@@ -39,9 +39,13 @@ def validate_bbox(box: object, *, name: str = "box", max_aspect: float = 100.0) 
     for v in box:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise InvalidBBoxError(f"{name} {list(box)!r} holds {v!r}, not a number; {expected}")
-        if not math.isfinite(v):
+        try:
+            f = float(v)
+        except OverflowError as e:  # JSON allows integers too large for a float
+            raise InvalidBBoxError(f"{name} holds a number too large; {expected}") from e
+        if not math.isfinite(f):
             raise InvalidBBoxError(f"{name} {list(box)!r} holds {v!r}; {expected} (finite numbers)")
-        values.append(float(v))
+        values.append(f)
     x1, y1, x2, y2 = values
     shown = [_fmt(v) for v in values]
     if x2 <= x1:

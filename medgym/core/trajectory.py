@@ -1,4 +1,4 @@
-"""Episode records: turns, trajectories and groups (the n rollouts of one sample), with JSONL I/O."""
+"""Episode records: turns, trajectories and groups (n rollouts of one sample), with JSONL I/O."""
 
 from __future__ import annotations
 

@@ -90,12 +90,14 @@ class ToolConfig:
         min_visible_fraction: A box with less than this share of its area inside the image is
             rejected rather than clamped.
         max_views: Most views an episode may hold; tools refuse to add past it.
+        clamp_penalty: Penalty charged when a box reaching outside the view is clamped to it.
     """
 
     min_box_side_px: float = 32.0
     max_aspect: float = 100.0
     min_visible_fraction: float = 0.0
     max_views: int = 64
+    clamp_penalty: float = 0.05
 
     def __post_init__(self) -> None:
         if self.min_box_side_px < 1:
@@ -106,6 +108,8 @@ class ToolConfig:
             raise ConfigError(
                 f"min_visible_fraction must be in [0, 1]; got {self.min_visible_fraction}"
             )
+        if not 0.0 <= self.clamp_penalty < float("inf"):
+            raise ConfigError(f"clamp_penalty must be finite and >= 0; got {self.clamp_penalty}")
 
 
 def _default_sizer(width: float, height: float, *, upscale: bool) -> tuple[int, int]:
@@ -265,8 +269,18 @@ class ToolRegistry(Mapping[str, Tool[Any]]):
         return tool
 
     def subset(self, names: Iterable[str]) -> ToolRegistry:
-        """A registry with only ``names`` (and the aliases that point at them)."""
-        keep = [self.get(n) for n in names]
+        """A registry with only ``names`` (and the aliases that point at them).
+
+        Raises:
+            ConfigError: For a name that is not registered (a configuration error, unlike a
+                model calling an unknown tool, which :meth:`get` reports as a ToolError).
+        """
+        keep = []
+        for n in names:
+            try:
+                keep.append(self.get(n))
+            except ToolError as e:
+                raise ConfigError(str(e)) from e
         kept = {t.name for t in keep}
         return ToolRegistry(keep, {a: t for a, t in self._aliases.items() if t in kept})
 
