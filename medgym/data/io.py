@@ -1,0 +1,170 @@
+"""Decode image files and bytes into :class:`~medgym.core.images.MedImage`.
+
+The format is told by content, not by name: DICOM by ``DICM`` at offset 128 (or, for files
+written without the preamble, by a plausible first element and a pydicom parse), NIfTI by its
+header magic (``.nii``/``.nii.gz``, gzip included), everything else by Pillow (PNG, JPEG, TIFF,
+BMP, GIF, WebP...), with tifffile as a fallback for TIFFs Pillow cannot read. The per-format rules
+(windows, MONOCHROME1, slicing, colour) live in :mod:`medgym.data.readers`.
+
+Every failure is a :class:`~medgym.errors.DatasetError` that names the file and says what was
+expected; no PIL, pydicom or nibabel exception escapes. Before any pixel data is decoded, the
+pixel count the header declares is checked against :func:`max_pixels` (decompression bombs).
+
+Example:
+    >>> import io
+    >>> from PIL import Image
+    >>> buf = io.BytesIO()
+    >>> Image.new("L", (16, 8), 7).save(buf, format="PNG")
+    >>> read_image_bytes(buf.getvalue(), name="tiny.png").size
+    (16, 8)
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import zlib
+from pathlib import Path
+
+from medgym.core.images import MedImage
+from medgym.data.readers.common import Source, UnidentifiedImageError, open_binary
+from medgym.data.readers.dicom import looks_like_raw_dicom, read_dicom
+from medgym.data.readers.nifti import NIFTI_SUFFIXES, is_nifti_header, read_nifti
+from medgym.data.readers.raster import read_raster
+from medgym.errors import ConfigError, DatasetError
+
+__all__ = ["MAX_PIXELS", "max_pixels", "read_image_bytes", "read_image_file"]
+
+logger = logging.getLogger(__name__)
+
+MAX_PIXELS = 2**28
+"""Default limit on decoded pixels per image (about 268 M); ``MEDGYM_MAX_PIXELS`` overrides it."""
+
+_HEAD_BYTES = 1024
+# Magic numbers, to say "truncated PNG" rather than "unrecognised" when Pillow gives up early.
+_MAGICS = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"BM": "BMP",
+    b"GIF8": "GIF",
+    b"\x1f\x8b": "gzip (not NIfTI)",
+}
+_EXPECTED = "an image (PNG, JPEG, TIFF, BMP, GIF, WebP, DICOM or NIfTI)"
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``MEDGYM_MAX_PIXELS`` if set, else :data:`MAX_PIXELS`.
+
+    Raises:
+        ConfigError: ``MEDGYM_MAX_PIXELS`` is not a positive integer.
+    """
+    raw = os.environ.get("MEDGYM_MAX_PIXELS")
+    if raw is None or not raw.strip():
+        return MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise ConfigError(f"MEDGYM_MAX_PIXELS must be a positive integer; got {raw!r}") from e
+    if value < 1:
+        raise ConfigError(f"MEDGYM_MAX_PIXELS must be a positive integer; got {raw!r}")
+    return value
+
+
+def read_image_file(path: Path, *, frame: int | None = None, axis: int | None = None) -> MedImage:
+    """Decode the image file at ``path``.
+
+    Args:
+        path: A PNG/JPEG/TIFF/BMP/GIF/WebP, DICOM (``.dcm`` or none) or NIfTI file.
+        frame: Keep only this frame (multi-frame DICOM, multi-page TIFF) or slice (NIfTI).
+        axis: NIfTI only: the canonical axis slices are cut along (0 sagittal, 1 coronal,
+            2 axial); ``None`` means axial.
+
+    Returns:
+        The decoded image; ``meta["format"]`` says which reader was used.
+
+    Raises:
+        DatasetError: The file is missing, unreadable, not an image, corrupt or too large.
+        ConfigError: ``frame`` or ``axis`` is out of its domain.
+    """
+    path = Path(path)
+    _check_args(frame, axis)
+    if not path.exists():
+        raise DatasetError(f"image file {path} does not exist; expected {_EXPECTED}")
+    if not path.is_file():
+        raise DatasetError(f"image path {path} is not a file; expected {_EXPECTED}")
+    try:
+        with path.open("rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError as e:
+        raise DatasetError(f"cannot read image file {path}: {e}") from e
+    return _dispatch(path, head, name=str(path), frame=frame, axis=axis)
+
+
+def read_image_bytes(
+    data: bytes, *, name: str = "<bytes>", frame: int | None = None, axis: int | None = None
+) -> MedImage:
+    """Decode an image held in memory (an upload, a parquet cell, the image store).
+
+    Args:
+        data: The file's bytes.
+        name: Shown in error messages; a ``.nii``/``.nii.gz`` suffix is also a format hint.
+        frame: As in :func:`read_image_file`.
+        axis: As in :func:`read_image_file`.
+
+    Raises:
+        DatasetError: The bytes are empty, not an image, corrupt or too large.
+        ConfigError: ``data`` is not bytes, or ``frame``/``axis`` is out of its domain.
+    """
+    _check_args(frame, axis)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ConfigError(f"{name}: expected image bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data:
+        raise DatasetError(f"{name}: no bytes to decode; expected {_EXPECTED}")
+    return _dispatch(data, data[:_HEAD_BYTES], name=name, frame=frame, axis=axis)
+
+
+def _check_args(frame: int | None, axis: int | None) -> None:
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
+        raise ConfigError(f"frame must be an integer >= 0 or None; got {frame!r}")
+    if axis is not None and axis not in (0, 1, 2):
+        raise ConfigError(f"axis must be 0, 1, 2 or None (axial); got {axis!r}")
+
+
+def _dispatch(
+    source: Source, head: bytes, *, name: str, frame: int | None, axis: int | None
+) -> MedImage:
+    limit = max_pixels()
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return read_dicom(source, name=name, frame=frame, max_pixels=limit)
+    if _is_nifti(source, head, name):
+        axis = 2 if axis is None else axis
+        return read_nifti(source, name=name, frame=frame, axis=axis, max_pixels=limit)
+    try:
+        return read_raster(source, name=name, frame=frame, max_pixels=limit)
+    except UnidentifiedImageError as e:
+        if looks_like_raw_dicom(head):
+            logger.debug("%s: not a raster image; trying DICOM without preamble", name)
+            return read_dicom(source, name=name, frame=frame, max_pixels=limit, force=True)
+        fmt = next((f for magic, f in _MAGICS.items() if head.startswith(magic)), None)
+        if fmt is not None:
+            raise DatasetError(
+                f"{name}: {fmt} data that cannot be decoded (truncated or corrupt?); "
+                f"expected {_EXPECTED}"
+            ) from e
+        raise DatasetError(f"{name}: unrecognised data; expected {_EXPECTED}") from e
+
+
+def _is_nifti(source: Source, head: bytes, name: str) -> bool:
+    if is_nifti_header(head):
+        return True
+    if head[:2] != b"\x1f\x8b":
+        return name.lower().endswith(NIFTI_SUFFIXES) and len(head) < 348
+    try:
+        with open_binary(source) as raw, gzip.GzipFile(fileobj=raw) as gz:
+            return is_nifti_header(gz.read(352))
+    except (OSError, EOFError, zlib.error):
+        return name.lower().endswith(NIFTI_SUFFIXES)

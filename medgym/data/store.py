@@ -1,0 +1,237 @@
+"""A content-addressed image store: bytes in, ``store://<sha256>`` references out.
+
+Images that arrive as bytes (embedded in parquet, saved HF datasets, uploads to the tool server)
+are kept once, keyed by the SHA-256 of their bytes, and referred to by an
+:class:`~medgym.core.images.ImageRef` with ``uri="store://<sha256>"``. The process-wide
+:func:`default_store` resolves those references (see :data:`medgym.data.cache.SCHEMES`).
+
+With a ``root`` folder the bytes live on disk at ``root/<sha[:2]>/<sha><suffix>``, written
+atomically, so other processes (Ray workers, the tool server) that point ``MEDGYM_STORE_DIR`` at
+the same folder see the same images. Without one they live in this process's memory only.
+
+Example:
+    >>> import io
+    >>> from PIL import Image
+    >>> buf = io.BytesIO()
+    >>> Image.new("L", (8, 8)).save(buf, format="PNG")
+    >>> store = ImageStore()
+    >>> ref = store.put_bytes(buf.getvalue(), suffix=".png")
+    >>> ref.uri == f"store://{ref.sha256}" and ref.sha256 in store
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+from medgym.core.images import ImageRef, MedImage
+from medgym.data.io import read_image_bytes
+from medgym.errors import ConfigError, DatasetError
+
+__all__ = ["ImageStore", "default_store", "resolve_store", "set_default_store"]
+
+logger = logging.getLogger(__name__)
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,8}){0,2}$")
+
+
+class ImageStore:
+    """Images kept once by the SHA-256 of their bytes; safe to share between threads.
+
+    Args:
+        root: Folder to keep the files in (created on demand); ``None`` keeps them in memory.
+    """
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else None
+        self._memory: dict[str, tuple[bytes, str]] = {}
+        self._paths: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = str(self.root) if self.root is not None else "memory"
+        return f"ImageStore({where})"
+
+    def put_bytes(self, data: bytes, *, suffix: str = "", validate: bool = True) -> ImageRef:
+        """Store ``data`` (once) and return its ``store://`` reference.
+
+        Args:
+            data: The bytes of an image file.
+            suffix: File extension kept with the bytes (``".png"``, ``".nii.gz"``): a format
+                hint for readers and a convenience for people browsing ``root``.
+            validate: Decode the bytes first, so nothing undecodable gets a reference. Skipped
+                when the same bytes are already stored.
+
+        Raises:
+            DatasetError: The bytes do not decode as an image.
+            ConfigError: ``suffix`` is not a plain extension.
+        """
+        if not _SUFFIX.match(suffix):
+            raise ConfigError(f"suffix must look like '.png' or '.nii.gz'; got {suffix!r}")
+        data = bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        ref = ImageRef(uri=f"store://{sha}", sha256=sha)
+        if sha in self:
+            return ref
+        if validate:
+            read_image_bytes(data, name=f"store://{sha}{suffix}")
+        if self.root is None:
+            with self._lock:
+                self._memory.setdefault(sha, (data, suffix))
+            return ref
+        path = self.root / sha[:2] / f"{sha}{suffix}"
+        _write_atomic(path, data)
+        with self._lock:
+            self._paths[sha] = path
+        return ref
+
+    def put_file(self, path: Path, *, validate: bool = True) -> ImageRef:
+        """Store the bytes of the file at ``path`` (its extension becomes the suffix).
+
+        Raises:
+            DatasetError: The file is missing or does not decode as an image.
+        """
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise DatasetError(f"cannot read image file {path} to store it: {e}") from e
+        name = path.name.lower()
+        suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+        if not _SUFFIX.match(suffix):
+            suffix = ""
+        return self.put_bytes(data, suffix=suffix, validate=validate)
+
+    def get_bytes(self, sha: str) -> bytes:
+        """The stored bytes of ``sha`` (checked against the hash when read from disk).
+
+        Raises:
+            DatasetError: ``sha`` is unknown to this store, or the file on disk is damaged.
+        """
+        _check_sha(sha)
+        with self._lock:
+            entry = self._memory.get(sha)
+        if entry is not None:
+            return entry[0]
+        path = self.path_of(sha)
+        if path is None:
+            raise DatasetError(f"image store://{sha} is not in {self!r}")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise DatasetError(f"cannot read store://{sha} from {path}: {e}") from e
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise DatasetError(f"{path} does not hash to {sha}: the stored file is damaged")
+        return data
+
+    def path_of(self, sha: str) -> Path | None:
+        """Where ``sha`` lies on disk, or ``None`` (in-memory store, or not stored)."""
+        _check_sha(sha)
+        if self.root is None:
+            return None
+        with self._lock:
+            path = self._paths.get(sha)
+        if path is not None and path.is_file():
+            return path
+        folder = self.root / sha[:2]
+        found = sorted(p for p in folder.glob(f"{sha}*") if _SUFFIX.match(p.name[len(sha) :]))
+        if not found:
+            return None
+        with self._lock:
+            self._paths[sha] = found[0]
+        return found[0]
+
+    def suffix_of(self, sha: str) -> str:
+        """The suffix ``sha`` was stored with (``""`` if none or unknown)."""
+        with self._lock:
+            entry = self._memory.get(sha)
+        if entry is not None:
+            return entry[1]
+        path = self.path_of(sha)
+        return path.name[len(sha) :] if path is not None else ""
+
+    def __contains__(self, sha: object) -> bool:
+        if not isinstance(sha, str) or not _SHA.match(sha):
+            return False
+        with self._lock:
+            if sha in self._memory:
+                return True
+        return self.root is not None and self.path_of(sha) is not None
+
+    def __len__(self) -> int:
+        if self.root is None:
+            with self._lock:
+                return len(self._memory)
+        return sum(1 for p in self.root.glob("??/*") if _SHA.match(p.name[:64]))
+
+
+def _check_sha(sha: str) -> None:
+    if not isinstance(sha, str) or not _SHA.match(sha):
+        raise DatasetError(f"expected a 64-character lowercase hex sha256; got {sha!r}")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename (readers never see halves)."""
+    if path.is_file():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # gone already after a successful replace
+    except OSError as e:
+        raise DatasetError(f"cannot write image to the store at {path}: {e}") from e
+
+
+_DEFAULT: ImageStore | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_store() -> ImageStore:
+    """The process-wide store: on disk at ``MEDGYM_STORE_DIR`` if set, else in memory."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            root = os.environ.get("MEDGYM_STORE_DIR")
+            _DEFAULT = ImageStore(Path(root) if root else None)
+            logger.debug("default image store: %r", _DEFAULT)
+        return _DEFAULT
+
+
+def set_default_store(store: ImageStore | None) -> None:
+    """Replace the process-wide store; ``None`` makes the next :func:`default_store` rebuild it."""
+    global _DEFAULT
+    if store is not None and not isinstance(store, ImageStore):
+        raise ConfigError(f"expected an ImageStore or None; got {type(store).__name__}")
+    with _DEFAULT_LOCK:
+        _DEFAULT = store
+
+
+def resolve_store(ref: ImageRef) -> MedImage:
+    """Decode a ``store://<sha256>`` reference from the default store (the ``store`` scheme).
+
+    Raises:
+        DatasetError: Malformed URI, hash mismatch with ``ref.sha256``, or unknown image.
+    """
+    scheme, sep, sha = ref.uri.partition("://")
+    if scheme != "store" or not sep:
+        raise DatasetError(f"expected a store://<sha256> URI; got {ref.uri!r}")
+    if ref.sha256 is not None and ref.sha256 != sha:
+        raise DatasetError(f"{ref.uri}: sha256 field {ref.sha256!r} disagrees with the URI")
+    store = default_store()
+    data = store.get_bytes(sha)
+    name = f"{ref.uri}{store.suffix_of(sha)}"
+    return read_image_bytes(data, name=name, frame=ref.frame, axis=ref.axis)
