@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -43,7 +43,9 @@ def demo(
         table.add_column(col, justify="right" if col not in ("dataset", "policy") else "left")
     t0 = time.perf_counter()
     for name in [d.strip() for d in datasets.split(",") if d.strip()]:
-        kwargs = {"num_samples": num_samples, "seed": seed} if name == "synthetic" else {}
+        kwargs: dict[str, Any] = (
+            {"num_samples": num_samples, "seed": seed} if name == "synthetic" else {}
+        )
         samples = load(name, split="test", **kwargs)
         for policy_name in DEMO_POLICIES:
             policy = make_scripted_policy(policy_name)

@@ -53,7 +53,7 @@ def zoom_call(session: EpisodeSession, view_index: int, box_px: BBox, thought: s
     view = session.views[view_index]
     vb = view.original_to_view(box_px)
     vb = clamp(vb, *view.out_size) or (0.0, 0.0, float(view.out_size[0]), float(view.out_size[1]))
-    args = {"bbox_2d": session.profile.from_view_px(vb, view.out_size)}
+    args: dict[str, Any] = {"bbox_2d": session.profile.from_view_px(vb, view.out_size)}
     if view_index:
         args["image_index"] = view_index
     return tool_call_text("zoom_in", args, thought)

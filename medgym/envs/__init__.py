@@ -31,7 +31,9 @@ __all__ = [
 ENV_IDS: dict[str, dict[str, Any]] = {
     "MedVQA-Zoom-v0": {"tools": ["zoom_in", "crop", "reground"]},
     "MedVQA-Tools-v0": {"tools": ["zoom_in", "crop", "reground", "window", "rotate", "flip"]},
-    "MedVQA-Direct-v0": {"tools": [], "max_turns": 1},
+    # One answer turn plus one retry after a format error (penalised): an env that always
+    # truncates after one step fails Gymnasium's checker, and a typo should not end a baseline.
+    "MedVQA-Direct-v0": {"tools": [], "max_turns": 2},
 }
 
 

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import medgym
+from medgym.agents import OraclePolicy, run_episode
+from medgym.errors import ConfigError
+
+IDS = list(medgym.ENV_IDS)
+SMALL = {"dataset": {"name": "synthetic", "num_samples": 6}}
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env_passes_without_warnings(env_id: str) -> None:
+    env = gym.make(env_id, **SMALL)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=False)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_scripted_rollout(env_id: str) -> None:
+    env = gym.make(env_id, **SMALL)
+    obs, info = env.reset(seed=3)
+    assert obs["text"].count("<image>") == len(obs["images"]) == 1
+    assert env.observation_space.contains(obs)
+    session = env.unwrapped.session
+    total = 0.0
+    policy = OraclePolicy()
+    import asyncio
+
+    done = False
+    while not done:
+        gen = asyncio.run(policy.generate(session))
+        obs, reward, terminated, truncated, info = env.step(gen.text)
+        assert env.observation_space.contains(obs)
+        total += reward
+        done = terminated or truncated
+    assert terminated and info["reward_parts"]["accuracy"] == 1.0
+    assert total == pytest.approx(info["reward_parts"]["total"])
+    if env_id != "MedVQA-Direct-v0":
+        assert session.metrics["tool_calls"] >= 1
+        frame = env.unwrapped.render() if env.unwrapped.render_mode else None
+        assert frame is None
+
+
+def test_same_seed_same_episode_and_crops() -> None:
+    def run(seed: int) -> tuple[str, list[np.ndarray], list[dict]]:
+        env = gym.make("MedVQA-Zoom-v0", **SMALL)
+        obs, _ = env.reset(seed=seed)
+        w = obs["images"][0].shape[1]
+        act = {"name": "zoom_in", "arguments": {"bbox_2d": [10, 10, w // 3, w // 3]}}
+        obs2, _, _, _, info = env.step(f"<tool_call>{json.dumps(act)}</tool_call>")
+        return obs["text"], [*obs["images"], *obs2["images"]], info["views"]
+
+    a, b, c = run(11), run(11), run(12)
+    assert a[0] == b[0] and a[2] == b[2]
+    assert all(np.array_equal(x, y) for x, y in zip(a[1], b[1], strict=True))
+    assert a[0] != c[0] or not np.array_equal(a[1][0], c[1][0])
+
+
+def test_options_pick_sample_and_kwargs_are_json() -> None:
+    kwargs = {"dataset": {"name": "synthetic", "num_samples": 4}, "max_turns": 3,
+              "penalties": {"format_error": 0.3}, "profile": "qwen3-vl"}  # fmt: skip
+    json.dumps(kwargs)
+    env = gym.make("MedVQA-Tools-v0", **kwargs)
+    target = env.unwrapped.samples[2].id
+    _, info = env.reset(options={"sample_id": target})
+    assert info["sample_id"] == target
+    _, r, _, _, info = env.step("nothing")
+    assert r == pytest.approx(-0.3) and "no tool call or answer" in info["errors"][0]
+    with pytest.raises(ConfigError, match="no sample"):
+        env.reset(options={"sample_id": "missing"})
+
+
+def test_render_draws_zoom_boxes() -> None:
+    env = gym.make("MedVQA-Zoom-v0", render_mode="rgb_array", **SMALL)
+    obs, _ = env.reset(seed=0)
+    before = env.render()
+    assert np.array_equal(before, obs["images"][0])
+    env.step('<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [50, 50, 150, 150]}}</tool_call>')
+    after = env.render()
+    assert after.shape == before.shape and not np.array_equal(after, before)
+    assert (after[50:150, 50] == [255, 0, 0]).all(axis=-1).mean() > 0.9
+    assert env.render() is not after  # fresh array every call
+
+
+def test_bad_constructor_args() -> None:
+    with pytest.raises(ConfigError, match="did you mean"):
+        gym.make("MedVQA-Zoom-v0", tools=["zoom_inn"], **SMALL)
+    with pytest.raises(ConfigError, match="max_turns"):
+        gym.make("MedVQA-Zoom-v0", max_turns=0, **SMALL)
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        gym.make("MedVQA-Zoom-v0", dataset="slakee")
+
+
+def test_step_before_reset() -> None:
+    env = medgym.MedVQAEnv(**SMALL)
+    with pytest.raises(ConfigError, match="reset"):
+        env.step("<answer>yes</answer>")
