@@ -40,7 +40,9 @@ def demo(
     direct_cfg = SessionConfig(tools=(), max_turns=1)
     table = Table(title=f"medgym demo: {n} rollouts per sample")
     for col in ("dataset", "policy", "samples", "accuracy", "tool calls/ep", "errors/ep", "ep/s"):
-        table.add_column(col, justify="right" if col not in ("dataset", "policy") else "left")
+        table.add_column(
+            col, justify="right" if col not in ("dataset", "policy") else "left", no_wrap=True
+        )
     t0 = time.perf_counter()
     for name in [d.strip() for d in datasets.split(",") if d.strip()]:
         kwargs: dict[str, Any] = (
@@ -84,6 +86,31 @@ def info() -> None:
     console.print("tools:    " + ", ".join(TOOLS))
     console.print("datasets: " + ", ".join(DATASETS))
     console.print("profiles: " + ", ".join(PROFILES))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind (MEDGYM_HOST).")] = "",
+    port: Annotated[int, typer.Option(help="TCP port (MEDGYM_PORT); 0 keeps the setting.")] = 0,
+    workers: Annotated[int, typer.Option(help="uvicorn workers (MEDGYM_WORKERS); 0 keeps it.")] = 0,
+    data_root: Annotated[
+        Path | None, typer.Option(help="Folder server-side paths must lie under.")
+    ] = None,
+    store_dir: Annotated[
+        Path | None, typer.Option(help="Image store folder shared by the workers.")
+    ] = None,
+) -> None:
+    """Run the FastAPI tool server (settings from MEDGYM_* variables, options override)."""
+    from medgym.serving.run import serve as run_server
+    from medgym.serving.settings import ServerSettings
+
+    logging.basicConfig(level=logging.INFO)
+    overrides: dict[str, Any] = {
+        "host": host or None, "port": port or None, "workers": workers or None,
+        "data_root": data_root, "store_dir": store_dir,
+    }  # fmt: skip
+    settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    run_server(settings)
 
 
 def main() -> None:

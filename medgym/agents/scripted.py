@@ -127,29 +127,43 @@ class RandomZoomPolicy:
 
 
 class PixelReaderPolicy:
-    """Reads pixels only: zooms where the detector sees the strongest finding, answers from it.
+    """Reads pixels only: zooms where the detector points, then answers from the latest view.
+
+    It reads the question's *where* and *what* (``sample.meta["query"]`` of the bundled zoom
+    questions), never the answer or the evidence. Questions it cannot read (tag questions of
+    ``realworld``) get a seeded guess.
 
     Args:
         zoom: Whether to zoom before answering (``False``: answer from the first view).
+        max_zooms: Most successive zooms (each on the latest view) before answering.
     """
 
-    def __init__(self, zoom: bool = True) -> None:
+    def __init__(self, zoom: bool = True, max_zooms: int = 2) -> None:
         from medgym.data.detector import PixelReader
 
         self.reader = PixelReader()
         self.zoom = zoom
+        self.max_zooms = max_zooms
         self.name = "pixel-reader" if zoom else "direct"
 
     async def generate(self, session: EpisodeSession) -> Generation:
-        """Zoom on the detector's proposal, then answer from the latest view."""
-        if self.zoom and session.metrics["turns"] == 0 and _can_zoom(session):
-            view = session.views[0]
-            box_view = self.reader.propose(session.sample, session.pixels(0), view)
-            if box_view is not None:
-                box = view.view_to_original(box_view)
-                return Generation(zoom_call(session, 0, box, "Something small; look closer."))
+        """Zoom on the detector's proposal (up to ``max_zooms`` times), then answer."""
+        sample = session.sample
+        if "query" not in sample.meta:
+            return Generation(answer_text(_fallback_answer(session, _rng(session))))
         last = len(session.views) - 1
-        answer = self.reader.answer(session.sample, session.pixels(last), session.views[last])
+        view = session.views[last]
+        zooms = int(session.metrics["images_shown"])
+        if self.zoom and zooms < self.max_zooms and _can_zoom(session):
+            box_view = self.reader.propose(sample, session.pixels(last), view)
+            w, h = view.out_size
+            if (
+                box_view is not None
+                and (box_view[2] - box_view[0]) * (box_view[3] - box_view[1]) < 0.5 * w * h
+            ):
+                box = view.view_to_original(box_view)
+                return Generation(zoom_call(session, last, box, "Something small; look closer."))
+        answer = self.reader.answer(sample, session.pixels(last), view)
         return Generation(answer_text(answer))
 
 

@@ -51,7 +51,7 @@ def test_direct_config_makes_no_calls(samples) -> None:
 
 def test_pixel_reader_zooms_and_beats_direct() -> None:
     samples = load("synthetic", num_samples=40, seed=9)
-    zoom = GroupRunner(SessionConfig(max_turns=3), n=1, progress=False).run(
+    zoom = GroupRunner(SessionConfig(max_turns=4), n=1, progress=False).run(
         samples, make_scripted_policy("pixel-reader")
     )
     direct = GroupRunner(SessionConfig(tools=(), max_turns=1), n=1, progress=False).run(
@@ -62,7 +62,7 @@ def test_pixel_reader_zooms_and_beats_direct() -> None:
         ts = [t for g in groups for t in g.trajectories]
         return sum(t.reward_parts["accuracy"] for t in ts) / len(ts)
 
-    assert acc(zoom) > acc(direct) + 0.15
+    assert acc(zoom) > acc(direct) + 0.25
 
 
 def test_bad_runner_args() -> None:
