@@ -46,7 +46,9 @@ def test_direct_config_makes_no_calls(samples) -> None:
     groups = GroupRunner(SessionConfig(tools=(), max_turns=1), n=1, progress=False).run(
         samples, make_scripted_policy("direct")
     )
-    assert all(t.metrics["tool_calls"] == 0 and t.terminated for g in groups for t in g.trajectories)
+    assert all(
+        t.metrics["tool_calls"] == 0 and t.terminated for g in groups for t in g.trajectories
+    )
 
 
 def test_pixel_reader_zooms_and_beats_direct() -> None:

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import medgym
-from medgym.agents import OraclePolicy, run_episode
+from medgym.agents import OraclePolicy
 from medgym.errors import ConfigError
 
 IDS = list(medgym.ENV_IDS)
@@ -85,7 +85,9 @@ def test_render_draws_zoom_boxes() -> None:
     obs, _ = env.reset(seed=0)
     before = env.render()
     assert np.array_equal(before, obs["images"][0])
-    env.step('<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [50, 50, 150, 150]}}</tool_call>')
+    env.step(
+        '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [50, 50, 150, 150]}}</tool_call>'
+    )
     after = env.render()
     assert after.shape == before.shape and not np.array_equal(after, before)
     assert (after[50:150, 50] == [255, 0, 0]).all(axis=-1).mean() > 0.9

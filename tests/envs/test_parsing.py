@@ -49,7 +49,10 @@ def test_answer_think_and_multiple_calls() -> None:
     [
         ("<tool_call>{not json at all</tool_call>", "not valid JSON"),
         ('<tool_call>{"arguments": {}}</tool_call>', 'missing "name"'),
-        ('<tool_call>{"name": "zoom_in", "arguments": [1, 2]}</tool_call>', "must be a JSON object"),
+        (
+            '<tool_call>{"name": "zoom_in", "arguments": [1, 2]}</tool_call>',
+            "must be a JSON object",
+        ),
         ("<tool_call>[1, 2, 3]</tool_call>", "expected a JSON object"),
         ("<tool_call>" + "x" * (MAX_CALL_CHARS + 1) + "</tool_call>", "characters long"),
     ],

@@ -11,7 +11,9 @@ from medgym.errors import ConfigError
 
 @pytest.mark.parametrize("name", list(PROFILES))
 @given(w=st.integers(16, 4000), h=st.integers(16, 4000), up=st.booleans())
-def test_view_size_is_a_fixed_point_of_the_processor_rule(name: str, w: int, h: int, up: bool) -> None:
+def test_view_size_is_a_fixed_point_of_the_processor_rule(
+    name: str, w: int, h: int, up: bool
+) -> None:
     p = PROFILES[name]
     if max(w, h) / min(w, h) > 150:
         return
@@ -19,13 +21,17 @@ def test_view_size_is_a_fixed_point_of_the_processor_rule(name: str, w: int, h: 
     assert vw % p.factor == 0 and vh % p.factor == 0
     assert vw * vh <= p.max_pixels
     # The model's processor leaves an emitted view unchanged, so boxes mean what the model saw.
-    assert smart_resize(vh, vw, factor=p.factor, min_pixels=p.min_pixels, max_pixels=p.max_pixels) == (vh, vw)
+    assert smart_resize(
+        vh, vw, factor=p.factor, min_pixels=p.min_pixels, max_pixels=p.max_pixels
+    ) == (vh, vw)
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
 @pytest.mark.parametrize("rot", [0, 1, 2, 3])
 @pytest.mark.parametrize("flip", [False, True])
-def test_model_box_in_each_convention_lands_on_same_original_pixels(name: str, rot: int, flip: bool) -> None:
+def test_model_box_in_each_convention_lands_on_same_original_pixels(
+    name: str, rot: int, flip: bool
+) -> None:
     p = PROFILES[name]
     view = ViewSpec(bbox_px=(100, 200, 1100, 900), rot90=rot, flip_h=flip, out_size=(448, 336))
     target = (400.0, 300.0, 600.0, 500.0)  # original pixels
@@ -43,7 +49,7 @@ def test_qwen3_uses_0_1000_and_32() -> None:
 
 
 def test_unknown_profile_suggests() -> None:
-    with pytest.raises(ConfigError, match="did you mean `qwen2.5-vl`"):
+    with pytest.raises(ConfigError, match=r"did you mean `qwen2\.5-vl`"):
         get_profile("qwen25-vl")
 
 

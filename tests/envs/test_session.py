@@ -159,5 +159,7 @@ def test_qwen3_profile_boxes_are_0_1000(sample: Sample, image: MedImage) -> None
     r = s.apply_turn(call("zoom_in", bbox_2d=[500, 0, 1000, 500]))
     assert r.new_views == [1]
     x1, y1, x2, y2 = s.views[1].bbox_px
-    assert (x1, y1) == pytest.approx((512, 0), abs=2) and (x2, y2) == pytest.approx((1024, 384), abs=2)
+    assert (x1, y1) == pytest.approx((512, 0), abs=2) and (x2, y2) == pytest.approx(
+        (1024, 384), abs=2
+    )
     assert "<tools>" not in s.system_prompt  # Qwen3-VL's template renders tools itself

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from medgym.rewards.scoring import closed_match, normalize_answer, resolve_option, score_answer, token_recall
+from medgym.rewards.scoring import (
+    closed_match,
+    normalize_answer,
+    resolve_option,
+    score_answer,
+    token_recall,
+)
 
 OPTS = ("round", "oval", "irregular")
 
