@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from medgym.core.images import MedImage
 from medgym.core.sample import Sample
@@ -163,3 +165,38 @@ def test_qwen3_profile_boxes_are_0_1000(sample: Sample, image: MedImage) -> None
         (1024, 384), abs=2
     )
     assert "<tools>" not in s.system_prompt  # Qwen3-VL's template renders tools itself
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=300),
+            st.sampled_from(
+                [
+                    call("zoom_in", bbox_2d=[0, 0, 50, 50]),
+                    call("zoom_in", bbox_2d=["a", None, 1e309, -1]),
+                    call("crop", bbox_2d=[[1, 2], 3]),
+                    call("reground", image_index=99),
+                    call("window", preset="lung"),
+                    '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [1, 2, 3, 4e400]}}',
+                    "<answer>",
+                    "<answer>yes</answer>",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_model_text_never_raises(turns: list[str]) -> None:
+    from medgym.core.images import ImageRef
+
+    image = MedImage.from_array(np.arange(256 * 256, dtype=np.uint16).reshape(256, 256))
+    sample = Sample(id="p", images=(ImageRef(uri="memory://p"),), question="q?", answer="yes")
+    s = EpisodeSession(sample, images=[image], config=SessionConfig(max_turns=4))
+    for turn in turns:
+        if s.done:
+            break
+        r = s.apply_turn(turn)
+        assert np.isfinite(r.reward)
+        assert r.observation.count("<image>") == len(r.new_views)
