@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +59,8 @@ class MedVQAEnv(gym.Env[Obs, str]):
         format_weight: Weight of the format part of the final reward.
         prompt: Prompt template name.
         render_mode: ``None`` or ``"rgb_array"``.
+        tool_server: ``http://host:port`` of a medgym tool server to run tools and render views
+            on (same observations as in-process; token from ``MEDGYM_TOKEN``). ``None``: local.
 
     Example:
         >>> import gymnasium as gym, medgym
@@ -86,6 +89,7 @@ class MedVQAEnv(gym.Env[Obs, str]):
         format_weight: float = 0.1,
         prompt: str = "default",
         render_mode: str | None = None,
+        tool_server: str | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
@@ -107,6 +111,12 @@ class MedVQAEnv(gym.Env[Obs, str]):
         self.observation_space = make_observation_space()
         self.action_space = spaces.Text(max_length=16_384, min_length=0, charset=CHARSET)
         self.session: EpisodeSession | None = None
+        self.tool_server = tool_server
+        self._client: Any = None
+        if tool_server is not None:
+            from medgym.serving.client import ToolServerClient
+
+            self._client = ToolServerClient(tool_server, token=os.environ.get("MEDGYM_TOKEN"))
 
     # ------------------------------------------------------------------ API
     def _pick(self, options: dict[str, Any] | None) -> Sample:
@@ -135,9 +145,16 @@ class MedVQAEnv(gym.Env[Obs, str]):
         """Start an episode: ``options={"sample_id": ...}`` or ``{"index": i}`` picks the sample."""
         super().reset(seed=seed)
         sample = self._pick(options)
-        self.session = EpisodeSession(
-            sample, config=self.config, profile=self.profile, tools=self.tools
-        )
+        if self._client is not None:
+            from medgym.serving.remote import RemoteEpisodeSession
+
+            self.session = RemoteEpisodeSession(
+                sample, self._client, config=self.config, profile=self.profile
+            )
+        else:
+            self.session = EpisodeSession(
+                sample, config=self.config, profile=self.profile, tools=self.tools
+            )
         s = self.session
         first = list(range(len(s.views)))
         info = {
@@ -160,6 +177,12 @@ class MedVQAEnv(gym.Env[Obs, str]):
         if r.terminated or r.truncated:
             info["answer"] = self.session.answer
         return self._obs(r.observation, r.new_views), r.reward, r.terminated, r.truncated, info
+
+    def close(self) -> None:
+        """Release the tool server connection pool, if any."""
+        if self._client is not None:
+            self._client.close()
+        super().close()
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """The first view with every later view's region drawn on it (newest in red)."""

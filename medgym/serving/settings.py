@@ -1,0 +1,60 @@
+"""Server settings from the environment (``MEDGYM_*``), with safe defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from medgym.data.io import MAX_PIXELS
+
+__all__ = ["ServerSettings"]
+
+
+class ServerSettings(BaseSettings):
+    """How the tool server runs; every field reads ``MEDGYM_<FIELD>`` from the environment.
+
+    Example:
+        >>> ServerSettings(token="s3cret").token.get_secret_value()
+        's3cret'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MEDGYM_", extra="ignore", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind (loopback by default).")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port.")
+    workers: int = Field(default=1, ge=1, le=256, description="uvicorn worker processes.")
+    threads: int = Field(
+        default=4, ge=1, le=1024, description="Threads per worker running tools and renders."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token every /v1 call except health must carry."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest request body accepted (bytes)."
+    )
+    max_pixels: int = Field(
+        default=MAX_PIXELS, ge=1, description="Largest decoded image accepted (pixels)."
+    )
+    data_root: Path | None = Field(
+        default=None, description="Folder server-side image paths must lie under; None: none."
+    )
+    store_dir: Path | None = Field(
+        default=None, description="Folder of the content-addressed image store (shared by workers)."
+    )
+    render_cache_size: int = Field(
+        default=128, ge=0, le=65_536, description="Rendered views kept (LRU; 0 turns it off)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty turns CORS off."
+    )
+    log_level: str = Field(default="info", description="uvicorn log level.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level_ok(cls, v: str) -> str:
+        levels = ("critical", "error", "warning", "info", "debug", "trace")
+        if v.lower() not in levels:
+            raise ValueError(f"log_level must be one of {levels}; got {v!r}")
+        return v.lower()
