@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medgym.agents.evr.config import EVRConfig
+from medgym.agents.evr.engine import EVREngine, generate_many
+from medgym.agents.evr.stats import EVRStats
 from medgym.agents.policy import Policy, run_episode
 from medgym.core.sample import Sample
 from medgym.core.trajectory import Group, write_groups
@@ -42,6 +45,13 @@ class GroupRunner:
         n: Episodes per sample (the group size; GRPO's n).
         concurrency: Episodes in flight at once (matters for remote policies).
         progress: Show a rich progress bar.
+        evr: Entropy-guided Visual Regrounding settings (``None`` or mode ``off``: plain
+            rollouts). In ``branch`` mode each group holds ``evr.leaf_budget`` leaves of a
+            rollout tree instead of ``n`` independent rollouts.
+        branch_policy: Policy that resamples branched turns (see :class:`EVREngine`).
+
+    Policies with a ``generate_batch(sessions)`` coroutine (e.g. :class:`HFPolicy`) are stepped
+    in lock-step batches of up to ``concurrency`` sessions.
 
     Example:
         >>> from medgym.agents import GroupRunner, OraclePolicy
@@ -60,6 +70,8 @@ class GroupRunner:
         n: int = 4,
         concurrency: int = 32,
         progress: bool = True,
+        evr: EVRConfig | None = None,
+        branch_policy: Policy | None = None,
     ) -> None:
         if n < 1:
             raise ConfigError(f"n (episodes per sample) must be >= 1; got {n}")
@@ -71,6 +83,10 @@ class GroupRunner:
         self.concurrency = concurrency
         self.progress = progress
         self.stats = RunStats()
+        self.evr = evr if evr is not None and evr.mode != "off" else None
+        self.evr_engine = (
+            EVREngine(self.evr, branch_policy=branch_policy) if self.evr is not None else None
+        )
         from medgym.tools import TOOLS
 
         self._tools = TOOLS
@@ -88,34 +104,88 @@ class GroupRunner:
         )
 
     async def arun(self, samples: Sequence[Sample], policy: Policy) -> list[Group]:
-        """Run every episode; groups come back in sample order, rollouts in ``k`` order."""
-        sem = asyncio.Semaphore(self.concurrency)
-        total = len(samples) * self.n
+        """Run every episode; groups come back in sample order, rollouts in ``k`` order.
+
+        In EVR branch mode a group's leaves come in the order they finished. EVR counters in
+        ``stats.extra`` are per run; the quantile threshold's history carries over.
+        """
         start = time.perf_counter()
-        progress, task = self._progress(total, policy.name)
+        if self.evr_engine is not None:
+            self.evr_engine.stats = EVRStats()
+        if self.evr_engine is not None and self.evr is not None and self.evr.mode == "branch":
+            per_sample = await self._run_trees(samples, policy)
+        elif self.evr_engine is None and hasattr(policy, "generate_batch"):
+            per_sample = await self._run_batched(samples, policy)
+        else:
+            per_sample = await self._run_each(samples, policy)
+        episodes = sum(len(c) for c in per_sample)
+        self.stats = RunStats(episodes=episodes, seconds=time.perf_counter() - start)
+        if self.evr_engine is not None:
+            evr_stats = self.evr_engine.stats.as_dict()
+            self.stats.extra = {f"evr/{k}": v for k, v in evr_stats.items() if v is not None}
+        return [
+            Group(id=sample.id, sample=sample, trajectories=[s.trajectory() for s in chunk])
+            for sample, chunk in zip(samples, per_sample, strict=True)
+        ]
+
+    async def _run_each(
+        self, samples: Sequence[Sample], policy: Policy
+    ) -> list[list[EpisodeSession]]:
+        sem = asyncio.Semaphore(self.concurrency)
+        progress, task = self._progress(len(samples) * self.n, policy.name)
+        engine = self.evr_engine
 
         async def one(sample: Sample, k: int) -> EpisodeSession:
             async with sem:
-                session = await run_episode(policy, self.new_session(sample, k, policy.name))
+                session = self.new_session(sample, k, policy.name)
+                if engine is not None:
+                    session = await engine.reground(policy, session)
+                else:
+                    session = await run_episode(policy, session)
             if progress is not None:
                 progress.advance(task)
             return session
 
         try:
-            sessions = await asyncio.gather(
-                *(one(s, k) for s in samples for k in range(self.n))
-            )
+            sessions = await asyncio.gather(*(one(s, k) for s in samples for k in range(self.n)))
         finally:
             if progress is not None:
                 progress.stop()
-        self.stats = RunStats(episodes=total, seconds=time.perf_counter() - start)
-        groups = []
-        for i, sample in enumerate(samples):
-            chunk = sessions[i * self.n : (i + 1) * self.n]
-            groups.append(
-                Group(id=sample.id, sample=sample, trajectories=[s.trajectory() for s in chunk])
-            )
-        return groups
+        return [sessions[i * self.n : (i + 1) * self.n] for i in range(len(samples))]
+
+    async def _run_batched(
+        self, samples: Sequence[Sample], policy: Policy
+    ) -> list[list[EpisodeSession]]:
+        """Lock-step: every unfinished session advances one turn per batched call."""
+        per_sample = [[self.new_session(s, k, policy.name) for k in range(self.n)] for s in samples]
+        active = [s for chunk in per_sample for s in chunk]
+        while active:
+            for i in range(0, len(active), self.concurrency):
+                chunk = active[i : i + self.concurrency]
+                for session, gen in zip(chunk, await generate_many(policy, chunk), strict=True):
+                    session.apply_turn(
+                        gen.text, token_ids=gen.token_ids, token_logprobs=gen.logprobs,
+                        token_entropies=gen.entropies,
+                    )  # fmt: skip
+            active = [s for s in active if not s.done]
+        return per_sample
+
+    async def _run_trees(
+        self, samples: Sequence[Sample], policy: Policy
+    ) -> list[list[EpisodeSession]]:
+        engine = self.evr_engine
+        if engine is None:
+            raise ConfigError("EVR branch mode needs an EVR config")
+        sem = asyncio.Semaphore(max(1, self.concurrency // engine.config.leaf_budget))
+
+        def factory(sample: Sample, k: int) -> EpisodeSession:
+            return self.new_session(sample, k, policy.name)
+
+        async def one(sample: Sample) -> list[EpisodeSession]:
+            async with sem:
+                return await engine.tree(sample, policy, factory)
+
+        return list(await asyncio.gather(*(one(s) for s in samples)))
 
     def run(
         self, samples: Sequence[Sample], policy: Policy, *, out: str | Path | None = None

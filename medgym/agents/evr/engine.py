@@ -1,0 +1,180 @@
+"""The EVR engine: branch mode (a tree of rollouts per question) and reground mode.
+
+Branch mode (MedVR): decision tokens are known only once a turn ends, so the branch point is the
+*start* of the turn whose signal crossed the threshold. The rollout keeps its turn, and
+``num_branches - 1`` forks (``session.fork()`` taken before the turn was applied) resample it,
+hotter where the policy supports it, until the question's leaf budget is spent. Every leaf is a
+full trajectory with ``parent_id`` and ``branch_turn`` set, so advantages can be computed over
+the leaves. Roots are started ``initial_rollouts`` at a time while budget remains, so a question
+always ends with exactly ``leaf_budget`` leaves.
+
+Reground mode: when an answer turn's signal fires, the answer is not accepted: the turn is kept
+as an injected assistant message, a look-again instruction is injected, and the episode goes on
+(at most ``max_regrounds`` times per episode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from medgym.agents.evr.config import EVRConfig
+from medgym.agents.evr.signal import RolloutSignal, Threshold, turn_signal
+from medgym.agents.evr.stats import EVRStats
+from medgym.agents.policy import Generation, Policy
+from medgym.envs.parsing import parse_turn
+from medgym.rewards.scoring import resolve_option
+
+if TYPE_CHECKING:
+    from medgym.core.sample import Sample
+    from medgym.envs.session import EpisodeSession
+
+__all__ = ["EVREngine", "generate_many"]
+
+logger = logging.getLogger(__name__)
+
+SessionFactory = Callable[["Sample", int], "EpisodeSession"]
+
+
+async def generate_many(policy: Policy, sessions: list[EpisodeSession]) -> list[Generation]:
+    """Next turns of several sessions: one batched call where the policy has one."""
+    if not sessions:
+        return []
+    batch = getattr(policy, "generate_batch", None)
+    if batch is not None:
+        return list(await batch(sessions))
+    return list(await asyncio.gather(*(policy.generate(s) for s in sessions)))
+
+
+def _apply(session: EpisodeSession, gen: Generation) -> None:
+    session.apply_turn(
+        gen.text, token_ids=gen.token_ids, token_logprobs=gen.logprobs,
+        token_entropies=gen.entropies,
+    )  # fmt: skip
+
+
+@dataclass
+class _Node:
+    session: EpisodeSession
+    signal: RolloutSignal = field(default_factory=RolloutSignal)
+    hot: bool = False  # resample the next turn with the branch policy
+
+
+class EVREngine:
+    """Runs EVR for one policy; the quantile threshold and the stats persist across calls.
+
+    Args:
+        config: EVR settings.
+        branch_policy: Policy that resamples branched turns; default: ``policy.with_sampling(
+            temperature=config.branch_temperature)`` where the policy has it, else the policy.
+    """
+
+    def __init__(self, config: EVRConfig, *, branch_policy: Policy | None = None) -> None:
+        self.config = config
+        self.branch_policy = branch_policy
+        self.threshold = Threshold(config)
+        self.stats = EVRStats()
+
+    def _score(self, node: _Node, gen: Generation) -> bool:
+        pieces = getattr(gen, "pieces", None)
+        sig = turn_signal(gen, self.config, node.signal, pieces)
+        if sig is not None:
+            self.stats.turns_scored += 1
+        fired = self.threshold.fires(sig)
+        self.stats.fires += fired
+        return fired
+
+    def _hot_policy(self, policy: Policy) -> Policy:
+        if self.branch_policy is not None:
+            return self.branch_policy
+        with_sampling: Any = getattr(policy, "with_sampling", None)
+        if with_sampling is not None:
+            return with_sampling(temperature=self.config.branch_temperature)
+        return policy
+
+    # ------------------------------------------------------------------ branch mode
+    async def tree(
+        self, sample: Sample, policy: Policy, new_session: SessionFactory
+    ) -> list[EpisodeSession]:
+        """Roll out a tree for ``sample``; returns exactly ``leaf_budget`` finished leaves.
+
+        Args:
+            sample: The question.
+            policy: The policy.
+            new_session: ``(sample, k) -> session`` for root ``k``.
+        """
+        cfg = self.config
+        hot_policy = self._hot_policy(policy)
+        leaves: list[EpisodeSession] = []
+        pairs: list[tuple[EpisodeSession, EpisodeSession]] = []  # (fork, rollout it left)
+        active: list[_Node] = []
+        allocated = 0
+        while active or allocated < cfg.leaf_budget:
+            if not active:
+                k0 = allocated
+                allocated = min(cfg.leaf_budget, allocated + cfg.initial_rollouts)
+                active = [_Node(new_session(sample, k)) for k in range(k0, allocated)]
+            cold = [n for n in active if not n.hot]
+            hot = [n for n in active if n.hot]
+            gens_cold, gens_hot = await asyncio.gather(
+                generate_many(policy, [n.session for n in cold]),
+                generate_many(hot_policy, [n.session for n in hot]),
+            )
+            nxt: list[_Node] = []
+            for node, gen in zip(cold + hot, gens_cold + gens_hot, strict=True):
+                before = node.signal.copy()
+                fired = self._score(node, gen)
+                extra = min(cfg.num_branches - 1, cfg.leaf_budget - allocated) if fired else 0
+                for j in range(extra):
+                    s = node.session
+                    fork = s.fork(trajectory_id=f"{s.trajectory_id}.b{len(s.turns)}-{j}")
+                    nxt.append(_Node(fork, before.copy(), hot=True))
+                    pairs.append((fork, s))
+                allocated += extra
+                self.stats.branches += extra
+                node.hot = False
+                _apply(node.session, gen)
+                if node.session.done:
+                    leaves.append(node.session)
+                else:
+                    nxt.append(node)
+            active = nxt
+        for fork, origin in pairs:
+            self.stats.record_flip(
+                origin.answer, fork.answer, fork.reward_parts.get("accuracy", 0.0)
+            )
+        return leaves
+
+    # ------------------------------------------------------------------ reground mode
+    async def reground(self, policy: Policy, session: EpisodeSession) -> EpisodeSession:
+        """Drive ``session`` to the end, asking the model to look again before uncertain answers."""
+        cfg = self.config
+        node = _Node(session)
+        rejected: str | None = None
+        done_regrounds = 0
+        while not session.done:
+            gen = await policy.generate(session)
+            fired = self._score(node, gen)
+            if fired and done_regrounds < cfg.max_regrounds and self._can_reground(session):
+                parsed = parse_turn(gen.text, max_calls=session.config.max_calls_per_turn)
+                if parsed.answer and not parsed.calls:
+                    rejected = resolve_option(parsed.answer, session.sample.options)
+                    session.inject(gen.text, role="assistant")
+                    session.inject(cfg.reground_text, role="user")
+                    done_regrounds += 1
+                    self.stats.regrounds += 1
+                    continue
+            _apply(session, gen)
+        if rejected is not None:
+            self.stats.record_flip(
+                rejected, session.answer, session.reward_parts.get("accuracy", 0.0)
+            )
+        return session
+
+    @staticmethod
+    def _can_reground(session: EpisodeSession) -> bool:
+        # Room to call a tool and then answer.
+        return bool(session.tools) and session.images_left > 0 and session.turns_left > 1

@@ -1,0 +1,21 @@
+"""A tiny, randomly initialised Qwen2.5-VL built offline, and its warm start (needs torch)."""
+
+from __future__ import annotations
+
+from medgym.agents.tiny_vlm.builder import (
+    TINY_PROFILE,
+    TinyVLMConfig,
+    build_tiny_vlm,
+    load_tiny_vlm,
+)
+from medgym.agents.tiny_vlm.warm_start import WarmStartConfig, cache_dir, warm_start
+
+__all__ = [
+    "TINY_PROFILE",
+    "TinyVLMConfig",
+    "WarmStartConfig",
+    "build_tiny_vlm",
+    "cache_dir",
+    "load_tiny_vlm",
+    "warm_start",
+]

@@ -1,0 +1,179 @@
+"""Build, save and reload a tiny randomly initialised Qwen2.5-VL, entirely offline.
+
+The model is a real ``Qwen2_5_VLForConditionalGeneration`` (vision tower, merger, M-RoPE,
+decoder) shrunk to a few hundred thousand parameters, so every code path of a production
+Qwen2.5-VL runs in tests in milliseconds. Weights are never committed: tests build them into a
+temporary or cache folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medgym.envs.profiles import ModelProfile, get_profile
+from medgym.errors import ConfigError, DependencyNotInstalled
+
+__all__ = ["TINY_PROFILE", "TinyVLMConfig", "build_tiny_vlm", "load_tiny_vlm"]
+
+logger = logging.getLogger(__name__)
+
+#: Profile the tiny model is driven with: Qwen2.5-VL conventions, except views of at most
+#: 112x112 pixels (16 image tokens each) and no tool block in the system prompt (the ~500-token
+#: block would dominate every sequence; the tiny model learns the call format from examples), so
+#: episodes stay short on CPU.
+TINY_PROFILE: ModelProfile = get_profile(
+    "qwen2.5-vl", min_pixels=28 * 28, max_pixels=112 * 112, tools_in_system_prompt=False
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TinyVLMConfig:
+    """Sizes of the tiny model.
+
+    Attributes:
+        hidden_size: Text hidden size (also the vision merger's output size).
+        num_layers: Decoder layers.
+        num_heads: Attention heads of the decoder (key/value heads: half as many).
+        intermediate_size: Decoder MLP width.
+        vision_hidden_size: Vision tower width.
+        vision_depth: Vision tower blocks.
+        vocab_size: Target BPE vocabulary size.
+        corpus_samples: ``synthetic`` samples whose episodes train the tokenizer.
+        seed: Seed of the random initialisation.
+    """
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 128
+    vision_hidden_size: int = 32
+    vision_depth: int = 2
+    vocab_size: int = 768
+    corpus_samples: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "vision_hidden_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.hidden_size % (2 * self.num_heads):
+            raise ConfigError(
+                f"hidden_size must be a multiple of 2 * num_heads; got {self.hidden_size} and "
+                f"{self.num_heads} heads"
+            )
+
+
+def _require_torch() -> Any:
+    try:
+        import torch
+    except ImportError as e:
+        raise DependencyNotInstalled.for_extra("torch", "hf") from e
+    return torch
+
+
+def build_tiny_vlm(path: str | Path, config: TinyVLMConfig | None = None) -> Path:
+    """Train the tokenizer, initialise the model and save model + processor to ``path``.
+
+    Args:
+        path: Output folder (created).
+        config: Model sizes; defaults to :class:`TinyVLMConfig`.
+
+    Returns:
+        ``path``, loadable with :func:`load_tiny_vlm` or the transformers Auto classes.
+    """
+    torch = _require_torch()
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from medgym.agents.tiny_vlm.processor import ImageOnlyQwenVLProcessor, register_processor
+    from medgym.agents.tiny_vlm.tokenizer import CHAT_TEMPLATE, build_tokenizer, corpus
+
+    cfg = config or TinyVLMConfig()
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(
+        corpus(cfg.corpus_samples, profile=TINY_PROFILE), vocab_size=cfg.vocab_size
+    )
+    ids: dict[str, Any] = {
+        t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens
+    }
+    head_dim = cfg.hidden_size // cfg.num_heads
+    # M-RoPE splits the rotary half-dimension into (temporal, height, width) sections.
+    half = head_dim // 2
+    section = [half - 2 * (half // 4), half // 4, half // 4]
+    model_config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": cfg.hidden_size,
+            "intermediate_size": cfg.intermediate_size,
+            "num_hidden_layers": cfg.num_layers,
+            "num_attention_heads": cfg.num_heads,
+            "num_key_value_heads": max(1, cfg.num_heads // 2),
+            "max_position_embeddings": 4096,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": section,
+            },
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+            "tie_word_embeddings": True,
+        },
+        vision_config={
+            "depth": cfg.vision_depth,
+            "hidden_size": cfg.vision_hidden_size,
+            "intermediate_size": 2 * cfg.vision_hidden_size,
+            "num_heads": 2,
+            "out_hidden_size": cfg.hidden_size,
+            "fullatt_block_indexes": [cfg.vision_depth - 1],
+            "window_size": 56,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(cfg.seed)
+    model = Qwen2_5_VLForConditionalGeneration(model_config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(out)
+    register_processor()
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=28 * 28, max_pixels=TINY_PROFILE.max_pixels * 4
+    )
+    processor = ImageOnlyQwenVLProcessor(image_processor, tokenizer, chat_template=CHAT_TEMPLATE)
+    processor.save_pretrained(out)
+    n = sum(p.numel() for p in model.parameters())
+    logger.info("built tiny Qwen2.5-VL with %d parameters at %s", n, out)
+    return out
+
+
+def load_tiny_vlm(path: str | Path, *, device: str = "cpu") -> tuple[Any, Any]:
+    """Reload a saved (tiny or real) image-text model through the transformers Auto classes.
+
+    Returns:
+        ``(model, processor)``; the model is in eval mode on ``device``.
+    """
+    _require_torch()
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from medgym.agents.tiny_vlm.processor import register_processor
+
+    register_processor()
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"no model at {folder}: expected a config.json (build_tiny_vlm writes one)"
+        )
+    model: Any = AutoModelForImageTextToText.from_pretrained(folder)
+    model = model.to(device).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    return model, processor

@@ -1,0 +1,36 @@
+"""Session fixtures: the tiny offline Qwen2.5-VL, built once per test session into tmp dirs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    pytest.importorskip("torch")
+    from medgym.agents.tiny_vlm import TinyVLMConfig, build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny"), TinyVLMConfig(corpus_samples=16))
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_dir):
+    from medgym.agents.tiny_vlm import load_tiny_vlm
+
+    return load_tiny_vlm(tiny_dir)
+
+
+@pytest.fixture(scope="session")
+def warm_dir(tmp_path_factory):
+    """A few seconds of warm start (the real one runs up to 2 minutes and is cached)."""
+    pytest.importorskip("torch")
+    from medgym.agents.tiny_vlm import TinyVLMConfig, WarmStartConfig, warm_start
+
+    cfg = WarmStartConfig(
+        num_samples=8, max_steps=40, max_seconds=30, model=TinyVLMConfig(corpus_samples=16)
+    )
+    return warm_start(cfg, cache=tmp_path_factory.mktemp("cache"))

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medgym.agents.tiny_vlm import TinyVLMConfig, WarmStartConfig, cache_dir, warm_start
+from medgym.errors import ConfigError
+
+pytest.importorskip("torch")
+
+
+def test_warm_start_learns_and_is_cached(warm_dir) -> None:
+    record = json.loads((warm_dir / "warm_start.json").read_text())
+    assert record["steps"] >= 1
+    assert record["final_loss"] < record["first_loss"]
+    # same settings again: the cached folder comes back without training
+    cfg = WarmStartConfig(
+        **{**record["config"], "model": TinyVLMConfig(**record["config"]["model"])}
+    )
+    stamp = (warm_dir / "model.safetensors").stat().st_mtime_ns
+    assert warm_start(cfg, cache=warm_dir.parent) == warm_dir
+    assert (warm_dir / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_key_changes_with_every_setting() -> None:
+    base = WarmStartConfig()
+    keys = {
+        base.key(),
+        WarmStartConfig(seed=1).key(),
+        WarmStartConfig(max_steps=10).key(),
+        WarmStartConfig(model=TinyVLMConfig(hidden_size=32)).key(),
+    }
+    assert len(keys) == 4
+
+
+def test_cache_dir_follows_env(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("MEDGYM_CACHE_DIR", str(tmp_path))
+    assert cache_dir() == tmp_path
+    monkeypatch.delenv("MEDGYM_CACHE_DIR")
+    assert cache_dir().parts[-2:] == (".cache", "medgym")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"num_samples": 0}, {"max_seconds": 0}, {"max_steps": 0}, {"lr": -1.0}, {"batch_size": 0}],
+    ids=["no-samples", "no-time", "no-steps", "negative-lr", "no-batch"],
+)
+def test_config_rejects_bad_values(kwargs) -> None:
+    with pytest.raises(ConfigError):
+        WarmStartConfig(**kwargs)
+
+
+def test_collate_pads_right_and_concatenates_images() -> None:
+    import torch
+
+    from medgym.agents.tiny_vlm.warm_start import collate
+
+    def ex(n, images):
+        return {
+            "input_ids": torch.arange(n).unsqueeze(0),
+            "attention_mask": torch.ones(1, n, dtype=torch.long),
+            "labels": torch.arange(n).unsqueeze(0),
+            "pixel_values": torch.ones(4 * images, 3),
+            "image_grid_thw": torch.tensor([[1, 2, 2]] * images),
+        }
+
+    batch = collate([ex(3, 1), ex(5, 2)], pad_id=99)
+    assert batch["input_ids"].tolist() == [[0, 1, 2, 99, 99], [0, 1, 2, 3, 4]]
+    assert batch["attention_mask"][0].tolist() == [1, 1, 1, 0, 0]
+    assert batch["labels"][0].tolist() == [0, 1, 2, -100, -100]
+    assert batch["pixel_values"].shape == (12, 3) and batch["image_grid_thw"].shape == (3, 3)
