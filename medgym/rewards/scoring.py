@@ -1,46 +1,54 @@
-"""Per-sample supervised scores: answer normalisation, closed accuracy, open token recall."""
+"""Per-sample supervised scores: closed accuracy, open token recall and F1, format, modality.
+
+Every score takes the raw answer (``str``, ``None`` or anything a caller passed by mistake) and
+returns a finite float in ``[0, 1]``: empty answers, non-strings and answers longer than
+:data:`MAX_ANSWER_CHARS` score 0 (a cap against judge and overlap gaming, as DeepEyes does).
+"""
 
 from __future__ import annotations
 
 import re
-import string
-import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 
-__all__ = ["closed_match", "normalize_answer", "resolve_option", "score_answer", "token_recall"]
+from medgym.rewards.normalize import DEFAULT_SYNONYMS, SynonymTable, normalize_answer, tokens
 
-_ARTICLES = {"a", "an", "the"}
-_YES = {"yes", "y", "true", "correct", "present", "positive", "yes it is", "there is"}
-_NO = {"no", "n", "false", "incorrect", "absent", "negative", "none", "not present", "there is not"}
-_NUMBER_WORDS = {
-    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
-}  # fmt: skip
-_PUNCT = str.maketrans({c: " " for c in string.punctuation if c not in "-."})
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "clean_answer",
+    "closed_match",
+    "format_score",
+    "modality_score",
+    "normalize_answer",
+    "resolve_option",
+    "score_answer",
+    "token_f1",
+    "token_recall",
+]
+
+MAX_ANSWER_CHARS = 1000
+"""Answers longer than this (in characters, after stripping) score 0 everywhere."""
+
 _OPTION = re.compile(r"^\(?([a-zA-Z])[\).:]?(?:\s+|$)(.*)$", re.DOTALL)
+_THINK_ANSWER = re.compile(
+    r"^\s*(?:<(?P<mtag>modality)>.*?</(?P=mtag)>\s*)?"
+    r"<(?P<t>think|thinking)>.+?</(?P=t)>\s*<answer>(?P<a>.+?)</answer>\s*$",
+    re.DOTALL,
+)
+_MODALITY_TAG = re.compile(r"<modality>(.*?)</modality>", re.DOTALL | re.IGNORECASE)
 
 
-def normalize_answer(text: str | None) -> str:
-    """Lower-case, strip accents, punctuation and articles, map yes/no variants and numbers.
+def clean_answer(answer: object, *, max_chars: int = MAX_ANSWER_CHARS) -> str:
+    """The answer as a stripped string, or ``""`` when it is missing, not text, or too long.
 
     Example:
-        >>> normalize_answer("  Yes, there is. ")
-        'yes'
-        >>> normalize_answer("Two nodules")
-        '2 nodules'
+        >>> clean_answer("  oval "), clean_answer(None), clean_answer(3), clean_answer("x" * 5000)
+        ('oval', '', '', '')
     """
-    if not text:
+    if not isinstance(answer, str):
         return ""
-    t = unicodedata.normalize("NFKC", text).lower().strip()
-    t = t.translate(_PUNCT)
-    t = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", t)  # keep decimal points only
-    words = [_NUMBER_WORDS.get(w, w) for w in t.split() if w not in _ARTICLES]
-    joined = " ".join(words)
-    if joined in _YES or (words and words[0] == "yes"):
-        return "yes"
-    if joined in _NO or (words and words[0] == "no"):
-        return "no"
-    return joined
+    a = answer.strip()
+    return a if len(a) <= max_chars else ""
 
 
 def resolve_option(answer: str, options: Sequence[str]) -> str:
@@ -48,7 +56,7 @@ def resolve_option(answer: str, options: Sequence[str]) -> str:
 
     Only applies when ``options`` are given and the letter is in range.
     """
-    if not options:
+    if not options or not isinstance(answer, str):
         return answer
     a = answer.strip()
     m = _OPTION.match(a)
@@ -62,24 +70,87 @@ def resolve_option(answer: str, options: Sequence[str]) -> str:
     return answer
 
 
-def closed_match(prediction: str | None, reference: str, options: Sequence[str] = ()) -> float:
+def closed_match(
+    prediction: str | None,
+    reference: str,
+    options: Sequence[str] = (),
+    *,
+    synonyms: SynonymTable | None = DEFAULT_SYNONYMS,
+) -> float:
     """1.0 when the prediction equals the reference after normalisation (option letters allowed)."""
-    if prediction is None:
+    pred_text = clean_answer(prediction)
+    if not pred_text:
         return 0.0
-    pred = normalize_answer(resolve_option(prediction, options))
-    ref = normalize_answer(resolve_option(reference, options))
+    pred = normalize_answer(resolve_option(pred_text, options), synonyms=synonyms)
+    ref = normalize_answer(resolve_option(reference, options), synonyms=synonyms)
     return float(bool(ref) and pred == ref)
 
 
-def token_recall(prediction: str | None, reference: str) -> float:
+def token_recall(
+    prediction: str | None, reference: str, *, synonyms: SynonymTable | None = DEFAULT_SYNONYMS
+) -> float:
     """Share of the reference's normalised tokens found in the prediction (VQA-RAD/SLAKE recall)."""
-    if prediction is None:
+    pred_text = clean_answer(prediction)
+    if not pred_text:
         return 0.0
-    ref = normalize_answer(reference).split()
+    ref = tokens(reference, synonyms=synonyms)
     if not ref:
         return 0.0
-    pred = set(normalize_answer(prediction).split())
+    pred = set(tokens(pred_text, synonyms=synonyms))
     return sum(tok in pred for tok in ref) / len(ref)
+
+
+def token_f1(
+    prediction: str | None, reference: str, *, synonyms: SynonymTable | None = DEFAULT_SYNONYMS
+) -> float:
+    """Harmonic mean of token precision and recall over normalised tokens (multiset overlap).
+
+    Example:
+        >>> round(token_f1("nodule in left upper lobe", "left upper lobe"), 3)
+        0.75
+    """
+    pred_text = clean_answer(prediction)
+    if not pred_text:
+        return 0.0
+    ref = Counter(tokens(reference, synonyms=synonyms))
+    pred = Counter(tokens(pred_text, synonyms=synonyms))
+    common = sum((ref & pred).values())
+    if not common:
+        return 0.0
+    precision = common / sum(pred.values())
+    recall = common / sum(ref.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def format_score(text: str | None, *, require_modality: bool = False) -> float:
+    """1.0 for ``[<modality>..</modality>] <think>..</think> <answer>..</answer>`` (or thinking).
+
+    Args:
+        text: The model's last turn.
+        require_modality: Also require the MediX-R1 modality tag in front.
+    """
+    if not isinstance(text, str):
+        return 0.0
+    m = _THINK_ANSWER.match(text)
+    if m is None or not m.group("a").strip():
+        return 0.0
+    if require_modality and m.group("mtag") is None:
+        return 0.0
+    return 1.0
+
+
+def modality_score(text: str | None, modality: str | None) -> float:
+    """1.0 when the ``<modality>`` tag of ``text`` names ``modality`` (synonyms allowed).
+
+    Returns 0.0 when either is missing.
+    """
+    if not isinstance(text, str) or not modality:
+        return 0.0
+    m = _MODALITY_TAG.search(text)
+    if m is None:
+        return 0.0
+    said = normalize_answer(m.group(1))
+    return float(bool(said) and said == normalize_answer(modality))
 
 
 def score_answer(
