@@ -146,7 +146,7 @@ class PixelReader:
         ratio = self.energy(view_pixels)
         h, w = ratio.shape
         cut = max(c.threshold, c.relative_threshold * float(np.percentile(ratio, 99.5)))
-        mask = (ratio > cut).astype(np.uint8)
+        mask: np.ndarray = (ratio > cut).astype(np.uint8)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         min_area = c.min_area_fraction * h * w
@@ -233,10 +233,10 @@ class PixelReader:
             return inside[0][0].kind if inside else fallback
         if family == "side":
             width = float(query.get("image_size", [view.bbox_px[2]])[0])
-            found = [b for d, b in inside if d.kind == NODULE]
-            if not found:
+            boxes = [b for d, b in inside if d.kind == NODULE]
+            if not boxes:
                 return fallback
-            return "left" if (found[0][0] + found[0][2]) / 2 < width / 2 else "right"
+            return "left" if (boxes[0][0] + boxes[0][2]) / 2 < width / 2 else "right"
         return fallback
 
     def propose(self, sample: Sample, view_pixels: np.ndarray, view: ViewSpec) -> BBox | None:

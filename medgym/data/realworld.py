@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 import cv2
@@ -258,8 +259,12 @@ def load_realworld(
 
 
 def _sample(entry: Entry, facts: Facts, ref: ImageRef, sid: str, **kw: object) -> Sample:
-    meta = {"package": entry.package, "file": entry.name, "licence": entry.licence}
-    meta.update(kw.pop("meta", {}))  # type: ignore[arg-type]
+    meta: dict[str, object] = {
+        "package": entry.package,
+        "file": entry.name,
+        "licence": entry.licence,
+    }
+    meta.update(cast("dict[str, object]", kw.pop("meta", {})))
     return Sample(
         id=sid,
         images=(ref,),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -334,7 +335,7 @@ def _nifti_facts(entry: Entry, axis: int | None, facts: Facts) -> None:
     if path is None:
         raise DatasetError(f"{entry.package}/{entry.name} is not installed")
     try:
-        img = nib.load(path)
+        img = cast("nib.Nifti1Image", nib.load(path))
     except (ImageFileError, OSError) as e:
         raise DatasetError(f"cannot read NIfTI header of {path}: {e}") from e
     axis = 2 if axis is None else axis

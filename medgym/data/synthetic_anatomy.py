@@ -40,6 +40,15 @@ NOISE_SIGMA: dict[str, float] = {"xray": 55.0, "ct": 14.0}
 _DECOY_AMP: dict[str, float] = {"xray": 110.0, "ct": 28.0}
 
 
+def _image_kind(kind: str) -> ImageKind:
+    """``kind`` as an :data:`ImageKind`, or :class:`ConfigError` when it is neither."""
+    if kind == "xray":
+        return "xray"
+    if kind == "ct":
+        return "ct"
+    raise ConfigError(f"synthetic image kind must be 'xray' or 'ct'; got {kind!r}")
+
+
 @dataclass(frozen=True)
 class Anatomy:
     """Geometry of one background, in fractions of the image side (x right, y down).
@@ -67,11 +76,10 @@ class Anatomy:
     @classmethod
     def from_seed(cls, kind: str, size: int, seed: int) -> Anatomy:
         """Draw the geometry of image ``seed`` (cheap: a few dozen random numbers)."""
-        if kind not in ("xray", "ct"):
-            raise ConfigError(f"synthetic image kind must be 'xray' or 'ct'; got {kind!r}")
+        image_kind = _image_kind(kind)
         rng = np.random.default_rng([seed, 0])
         u = rng.uniform
-        if kind == "xray":
+        if image_kind == "xray":
             body = (0.5 + u(-0.01, 0.01), 0.56 + u(-0.02, 0.02), u(0.44, 0.47), u(0.52, 0.56))
             p = {
                 "lung_y": u(0.43, 0.47),
@@ -84,7 +92,7 @@ class Anatomy:
                 "rib_gap": u(0.052, 0.058),
                 "rib_tilt": u(0.05, 0.09),
             }
-            return cls(kind, size, seed, body, 0.88, (), p)
+            return cls(image_kind, size, seed, body, 0.88, (), p)
         body = (0.5 + u(-0.01, 0.01), 0.52 + u(-0.01, 0.01), u(0.44, 0.47), u(0.34, 0.37))
         spine_y = body[1] + 0.62 * body[3]
         p = {
@@ -102,7 +110,7 @@ class Anatomy:
             loops.append((bx, by, r, aspect, angle, float(gas)))
             if gas:  # gas is black in a soft-tissue window: no finding can show there
                 keep_out.append((bx - r * 0.6, by - r * 0.6, bx + r * 0.6, by + r * 0.3))
-        return cls(kind, size, seed, body, 0.80, tuple(keep_out), p, tuple(loops))
+        return cls(image_kind, size, seed, body, 0.80, tuple(keep_out), p, tuple(loops))
 
     def allowed(self, box_px: BBox) -> bool:
         """Whether a finding with this box (original pixels) lies on visible soft tissue."""
@@ -139,7 +147,7 @@ def _ellipse(
 
 def _smooth_field(rng: np.random.Generator, cells: int, out: int) -> np.ndarray:
     """Random field in about [-1, 1], smooth at the scale ``out / cells``."""
-    f = rng.standard_normal((cells, cells)).astype(np.float32)
+    f: np.ndarray = rng.standard_normal((cells, cells)).astype(np.float32)
     f = cv2.resize(f, (out, out), interpolation=cv2.INTER_CUBIC)
     return np.clip(f / 1.5, -1.0, 1.0)
 
@@ -150,14 +158,14 @@ def _xray_canvas(a: Anatomy, rng: np.random.Generator) -> np.ndarray:
     cx, cy, rx, ry = a.body
     _ellipse(img, (cx, cy), (rx, ry), 1450.0)
     _ellipse(img, (cx, 0.02), (0.09, 0.12), 1500.0)  # neck
-    lungs = np.zeros_like(img)
+    lungs: np.ndarray = np.zeros_like(img)
     for side, scale in ((-1, 1.0), (1, 0.95)):
         c = (cx + side * p["lung_dx"], p["lung_y"])
         _ellipse(lungs, c, (p["lung_rx"] * scale, p["lung_ry"]), 1.0, angle=-side * 4.0)
     lungs = cv2.GaussianBlur(lungs, (0, 0), 3.0)
     markings = cv2.GaussianBlur(rng.standard_normal(img.shape).astype(np.float32), (0, 0), 1.6)
     img -= lungs * (800.0 - 260.0 * markings)
-    med = np.zeros_like(img)
+    med: np.ndarray = np.zeros_like(img)
     _ellipse(med, (cx, 0.36), (0.055, 0.27), 1.0)
     _ellipse(med, (cx + p["heart_dx"], p["heart_y"]), (p["heart_r"] * 1.1, p["heart_r"]), 1.0)
     med = cv2.GaussianBlur(med, (0, 0), 2.0)
@@ -257,8 +265,8 @@ def render_background(anatomy: Anatomy, *, noise: float, decoys: int) -> np.ndar
     """
     n = anatomy.size
     rng = np.random.default_rng([anatomy.seed, 1])
-    canvas = _xray_canvas(anatomy, rng) if anatomy.kind == "xray" else _ct_canvas(anatomy)
-    canvas = cv2.GaussianBlur(canvas, (0, 0), 0.9)
+    sharp = _xray_canvas(anatomy, rng) if anatomy.kind == "xray" else _ct_canvas(anatomy)
+    canvas: np.ndarray = cv2.GaussianBlur(sharp, (0, 0), 0.9)
     amp = _DECOY_AMP[anatomy.kind]
     cx, cy, rx, ry = anatomy.body
     for _ in range(decoys):

@@ -178,12 +178,12 @@ def build_question(
         query.update(target=NODULE, region_px=list(image), region="image")
         placer.extras(extra, order, (CALCIFICATION,))
     else:
-        kind, variant = {
+        kind, given = {
             "count": (CALCIFICATION, answer),
             "shape": (NODULE, answer),
             "kind": (answer, None),
         }[family]
-        variant = placer.random_variant(kind) if variant is None else variant
+        variant: str | int = placer.random_variant(kind) if given is None else given
         if kind == CALCIFICATION:
             variant = int(variant)
         zone = placer.place_in_zones(kind, variant, order)
