@@ -29,6 +29,7 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check medgym tests benchmarks
 	$(BIN)/ruff format --check medgym tests benchmarks
+	$(BIN)/mypy medgym
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_tools.py
