@@ -84,9 +84,10 @@ def package_path(package: str, name: str) -> Path | None:
         folder = Path(data_store.__file__).parent / "data"
     elif package == "nibabel":
         _require("nibabel")
-        from nibabel.testing import data_path
+        import nibabel
 
-        folder = Path(data_path)
+        # Not `nibabel.testing.data_path`: that module imports pytest, absent outside dev installs.
+        folder = Path(nibabel.__file__).parent / "tests" / "data"
     else:
         known = ("pydicom", "pydicom-data", "nibabel", "skimage")
         raise ConfigError(f"unknown package `{package}`{did_you_mean(package, known)}")
