@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medgym.eval.cli_commands import register as register_eval_commands
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 
@@ -39,7 +41,7 @@ def demo(
     zoom_cfg = SessionConfig(tools=("zoom_in", "crop", "reground"), max_turns=4)
     direct_cfg = SessionConfig(tools=(), max_turns=1)
     table = Table(title=f"medgym demo: {n} rollouts per sample")
-    for col in ("dataset", "policy", "samples", "accuracy", "tool calls/ep", "errors/ep", "ep/s"):
+    for col in ("dataset", "policy", "n", "accuracy", "calls/ep", "errors/ep", "ep/s"):
         table.add_column(
             col, justify="right" if col not in ("dataset", "policy") else "left", no_wrap=True
         )
@@ -111,6 +113,9 @@ def serve(
     }  # fmt: skip
     settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
     run_server(settings)
+
+
+register_eval_commands(app)  # eval, report, compare (medgym/eval/cli_commands.py)
 
 
 def main() -> None:
