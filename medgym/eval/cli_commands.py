@@ -1,0 +1,117 @@
+"""The ``medgym eval``, ``medgym report`` and ``medgym compare`` commands.
+
+They are registered on the main app by :func:`register` (one line in :mod:`medgym.cli`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["compare", "eval_command", "register", "report"]
+
+console = Console()
+
+
+def eval_command(
+    policy: Annotated[str, typer.Option(help="scripted:NAME, hf:PATH or openai:URL:MODEL.")],
+    data: Annotated[str, typer.Option(help="Dataset NAME[:split] (split defaults to test).")],
+    out: Annotated[Path, typer.Option(help="Output folder (resumes what it finds there).")],
+    env: Annotated[str, typer.Option(help="Env id: tools and budgets.")] = "MedVQA-Zoom-v0",
+    n: Annotated[int, typer.Option(help="Rollouts per sample.")] = 1,
+    evr: Annotated[str, typer.Option(help="EVR mode: off, branch or reground.")] = "off",
+    ablate: Annotated[
+        str, typer.Option(help="Comma-separated: no-tools,blank-image,shuffled-image.")
+    ] = "",
+    judge: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible judge: URL or URL|MODEL.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Most samples evaluated.")] = None,
+    num_samples: Annotated[
+        int | None, typer.Option(help="Samples generated (synthetic set only).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight (remote policies).")] = 8,
+    pseudo: Annotated[str, typer.Option(help="Pseudo label scored: majority or fpl.")] = (
+        "majority"
+    ),
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed (shuffle ablation, bootstrap).")] = 0,
+) -> None:
+    """Evaluate a policy on a dataset (with ablations); write results.json and report.html."""
+    from medgym.eval.harness import EvalConfig, run_eval
+
+    logging.basicConfig(level=logging.WARNING)
+    data_kwargs = {"num_samples": num_samples} if num_samples is not None else {}
+    config = EvalConfig(
+        policy=policy, data=data, data_kwargs=data_kwargs, env=env, n=n, evr=evr,
+        ablations=tuple(a for a in ablate.split(",") if a.strip()), judge=judge, limit=limit,
+        concurrency=concurrency, pseudo=pseudo, resamples=resamples, seed=seed,  # type: ignore[arg-type]
+    )  # fmt: skip
+    result = run_eval(config, out)
+    _print_conditions(result.results)
+    console.print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
+
+
+def _print_conditions(results: dict) -> None:  # type: ignore[type-arg]
+    table = Table(title=f"{results.get('policy_name')} on {results['config']['data']}")
+    conditions = results["conditions"]
+    table.add_column("metric")
+    for c in conditions:
+        table.add_column(c, justify="right")
+    names = list(dict.fromkeys(m for c in conditions.values() for m in c["metrics"]))
+    for m in names:
+        cells = []
+        for c in conditions.values():
+            e = c["metrics"].get(m)
+            cells.append(
+                "-"
+                if not e or e["value"] is None
+                else f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+            )
+        table.add_row(m, *cells)
+    console.print(table)
+    for name, rel in results.get("image_reliance", {}).items():
+        console.print(f"image reliance ({name}): accuracy drop {rel['drop']:+.3f}")
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Folder of a `medgym eval` run.")],
+    max_episodes: Annotated[int, typer.Option(help="Episodes per condition in the viewer.")] = 24,
+) -> None:
+    """Rebuild the static HTML report of an evaluation run."""
+    from medgym.eval.report import build_report
+
+    console.print(f"report: {build_report(run_dir, max_episodes=max_episodes)}")
+
+
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Baseline run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder compared with it.")],
+) -> None:
+    """Print the metric-by-metric difference of two evaluation runs (B minus A)."""
+    from medgym.eval.compare import compare_runs
+
+    table = Table(title=f"{run_b} minus {run_a}")
+    for col in ("condition", "metric", "A", "B", "B - A", "CIs overlap"):
+        table.add_column(col, justify="left" if col in ("condition", "metric") else "right")
+
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    for r in compare_runs(run_a, run_b):
+        overlap = "-" if r["overlap"] is None else ("yes" if r["overlap"] else "no")
+        diff = "-" if r["diff"] is None else f"{r['diff']:+.3f}"
+        table.add_row(r["condition"], r["metric"], f(r["a"]), f(r["b"]), diff, overlap)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval``, ``report`` and ``compare`` to the ``medgym`` app."""
+    app.command("eval")(eval_command)
+    app.command("report")(report)
+    app.command("compare")(compare)
