@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml constraints/cpu.txt | $(BIN)/python
-	$(PIP) install -q $(CONSTRAINTS) -e ".[data]"
+	$(PIP) install -q $(CONSTRAINTS) -e ".[data,eval,trl]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml constraints/cpu.txt | $(BIN)/python

@@ -30,6 +30,12 @@ def demo(
     datasets: Annotated[str, typer.Option(help="Comma-separated bundled sets.")] = (
         "synthetic,realworld"
     ),
+    evaluate: Annotated[
+        bool, typer.Option("--eval/--no-eval", help="Evaluate with ablations; write the report.")
+    ] = True,
+    train_steps: Annotated[
+        int, typer.Option(help="GRPO steps of the tiny model through TRL (0 skips training).")
+    ] = 3,
 ) -> None:
     """Run groups of episodes with the scripted policies on the bundled offline datasets."""
     from medgym.agents import GroupRunner, make_scripted_policy
@@ -46,7 +52,8 @@ def demo(
             col, justify="right" if col not in ("dataset", "policy") else "left", no_wrap=True
         )
     t0 = time.perf_counter()
-    for name in [d.strip() for d in datasets.split(",") if d.strip()]:
+    names = [d.strip() for d in datasets.split(",") if d.strip()]
+    for name in names:
         kwargs: dict[str, Any] = (
             {"num_samples": num_samples, "seed": seed} if name == "synthetic" else {}
         )
@@ -73,6 +80,42 @@ def demo(
         f"[dim]oracle reads the labels: an upper bound, not a baseline. "
         f"Trajectories in {out}/ ({time.perf_counter() - t0:.1f} s)[/dim]"
     )
+    if train_steps > 0:
+        _demo_train(train_steps, out / "trl")
+    if evaluate:
+        from medgym.eval import run_demo_eval
+
+        console.print("Evaluating with ablations (no tools, blank image, shuffled image)...")
+        index = run_demo_eval(
+            out / "eval", datasets=names, num_samples=min(num_samples, 16), n=2, progress=True
+        )
+        console.print(f"Report: [bold]{index}[/bold] ({time.perf_counter() - t0:.1f} s in all)")
+
+
+def _demo_train(steps: int, out: Path) -> None:
+    """GRPO of the warm-started tiny model with the label-free reward; print the curve."""
+    try:
+        from medgym.integrations.trl import demo_train
+    except ImportError as e:
+        console.print(f"[yellow]training skipped: {e} (pip install 'medgym[trl]')[/yellow]")
+        return
+    console.print(
+        f"Training the tiny model with GRPO for {steps} steps (label-free reward; the first run "
+        "warm-starts it for about 2 minutes, then it is cached)..."
+    )
+    curve = demo_train(steps=steps, out=out)
+    table = Table(title="GRPO on the tiny model (TRL, CPU)")
+    for col in ("step", "mean reward", "tool-call rate", "pseudo-label conf."):
+        table.add_column(col, justify="right")
+    for row in curve:
+        conf = row.get("pseudo_label_confidence")
+        table.add_row(
+            str(row.get("step", "")),
+            f"{row.get('reward', float('nan')):.3f}",
+            f"{row.get('tool_call_rate', float('nan')):.2f}",
+            "-" if conf is None else f"{conf:.2f}",
+        )
+    console.print(table)
 
 
 @app.command()

@@ -1,0 +1,213 @@
+"""GRPO with TRL on medgym: the run config, the trainer builder and a short demo run.
+
+The default is the embedded default: the warm-started tiny Qwen2.5-VL, the bundled ``synthetic``
+set, the label-free reward, CPU, a handful of steps. With ``model`` set to a Qwen2.5-VL
+checkpoint and a GPU, the same code runs a real experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medgym.errors import ConfigError, DependencyNotInstalled
+
+__all__ = ["MedGymArguments", "build_dataset", "build_trainer", "default_grpo_config", "demo_train"]
+
+logger = logging.getLogger(__name__)
+
+#: GRPOConfig values of the embedded default (CPU, tiny model, a few steps).
+CPU_DEFAULTS: dict[str, Any] = {
+    "use_cpu": True,
+    "max_steps": 4,
+    "num_generations": 4,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 5e-4,
+    "max_completion_length": 320,
+    "temperature": 1.0,
+    "beta": 0.0,
+    "logging_steps": 1,
+    "save_strategy": "no",
+    "report_to": "none",
+    "seed": 0,
+    "max_tool_calling_iterations": 2,
+    "dataloader_num_workers": 0,
+    "bf16": False,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MedGymArguments:
+    """medgym's side of a TRL run (the GRPO knobs are trl's ``GRPOConfig``)."""
+
+    model: str = field(
+        default="",
+        metadata={
+            "help": "Model folder (a Qwen2.5-VL checkpoint); empty: the warm-started tiny model."
+        },
+    )
+    dataset: str = field(
+        default="synthetic", metadata={"help": "medgym dataset name (medgym.data.load)."}
+    )
+    dataset_root: str | None = field(
+        default=None, metadata={"help": "Data root for file-backed datasets."}
+    )
+    num_samples: int = field(default=16, metadata={"help": "Samples drawn from the dataset."})
+    profile: str = field(
+        default="",
+        metadata={
+            "help": "Model profile name, or `tiny`; empty: `tiny` for a warm-started tiny model "
+            "(a folder with warm_start.json), else qwen2.5-vl."
+        },
+    )
+    reward: str = field(default="label_free", metadata={"help": "Group reward registry name."})
+    embedder: str = field(
+        default="hashing",
+        metadata={
+            "help": "Embedder for FPL/HSR (hashing: offline and fast; minilm for real runs)."
+        },
+    )
+    penalty_weight: float = field(default=1.0, metadata={"help": "Weight of session penalties."})
+    max_turns: int = field(default=3, metadata={"help": "Model turns per episode."})
+    max_images: int = field(default=2, metadata={"help": "New images an episode may show."})
+    tools: str = field(default="zoom_in,crop,reground", metadata={"help": "Comma-separated tools."})
+    warm_start_seconds: float = field(
+        default=110.0, metadata={"help": "Warm start time cap (tiny model)."}
+    )
+    metrics_file: str = field(
+        default="medgym_metrics.jsonl", metadata={"help": "JSONL under output_dir."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
+        if self.max_turns < 1:
+            raise ConfigError(f"max_turns must be >= 1; got {self.max_turns}")
+
+
+def _require_trl() -> Any:
+    try:
+        import trl
+    except ImportError as e:
+        raise DependencyNotInstalled("TRL training needs `pip install medgym[trl]`") from e
+    return trl
+
+
+def default_grpo_config(output_dir: str | Path, **overrides: Any) -> Any:
+    """A ``GRPOConfig`` with :data:`CPU_DEFAULTS`, then ``overrides``."""
+    trl = _require_trl()
+    return trl.GRPOConfig(output_dir=str(output_dir), **{**CPU_DEFAULTS, **overrides})
+
+
+def build_dataset(samples: list[Any], *, profile: Any, config: Any) -> Any:
+    """A ``datasets.Dataset`` of conversational prompts, one row per sample.
+
+    Each row holds ``prompt`` (system and user messages, image parts first), ``images`` (the
+    first views, rendered at the profile's size so boxes mean what the model sees) and
+    ``sample_id`` (read by :meth:`MedGymToolEnv.reset`).
+    """
+    from datasets import Dataset
+    from PIL import Image
+
+    from medgym.envs.session import EpisodeSession
+
+    rows = []
+    for sample in samples:
+        s = EpisodeSession(sample, config=config, profile=profile)
+        prompt = []
+        for m in s.conversation("spec")[:2]:
+            content = [
+                {"type": "image", "text": None}
+                if p["type"] == "image"
+                else {"type": "text", "text": p["text"]}
+                for p in m["content"]
+            ]
+            prompt.append({"role": m["role"], "content": content})
+        images = [Image.fromarray(s.pixels(i)) for i in range(len(s.images))]
+        rows.append({"prompt": prompt, "images": images, "sample_id": sample.id})
+    return Dataset.from_list(rows)
+
+
+def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
+    """Build ``(GRPOTrainer, SessionGroupReward)`` from the two configs.
+
+    Raises:
+        ConfigError: If the GRPO batch would split groups across processes.
+    """
+    trl = _require_trl()
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from medgym.agents.tiny_vlm import TINY_PROFILE, WarmStartConfig, warm_start
+    from medgym.agents.tiny_vlm.processor import register_processor
+    from medgym.data import load
+    from medgym.envs.config import SessionConfig
+    from medgym.integrations.trl.environment import make_environment_factory
+    from medgym.integrations.trl.metrics import MetricsSink
+    from medgym.integrations.trl.rewards import SessionGroupReward
+    from medgym.integrations.trl.template import prepare_processor
+
+    per_process = gargs.per_device_train_batch_size * gargs.steps_per_generation
+    if per_process % gargs.num_generations:
+        raise ConfigError(
+            f"each process must hold whole groups: per_device_train_batch_size * "
+            f"steps_per_generation = {per_process} is not a multiple of num_generations="
+            f"{gargs.num_generations}"
+        )
+    model_path = margs.model or str(
+        warm_start(WarmStartConfig(max_seconds=margs.warm_start_seconds))
+    )
+    tiny = margs.profile == "tiny" or (
+        not margs.profile and (Path(model_path) / "warm_start.json").is_file()
+    )
+    profile = TINY_PROFILE if tiny else (margs.profile or "qwen2.5-vl")
+    register_processor()
+    processor = prepare_processor(AutoProcessor.from_pretrained(model_path))
+    model = AutoModelForImageTextToText.from_pretrained(model_path)
+    kwargs: dict[str, Any] = {"num_samples": margs.num_samples}
+    if margs.dataset_root:
+        kwargs["root"] = margs.dataset_root
+    samples = list(load(margs.dataset, **kwargs))
+    session_cfg = SessionConfig(
+        tools=tuple(t for t in margs.tools.split(",") if t),
+        max_turns=margs.max_turns,
+        max_images=margs.max_images,
+    )
+    options = {"embedder": margs.embedder} if margs.reward in ("label_free", "medvr", "hsr") else {}
+    reward = SessionGroupReward(
+        num_generations=gargs.num_generations,
+        reward=margs.reward,
+        reward_options=options,
+        penalty_weight=margs.penalty_weight,
+        sink=MetricsSink(Path(gargs.output_dir) / margs.metrics_file),
+    )
+    trainer = trl.GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=gargs,
+        train_dataset=build_dataset(samples, profile=profile, config=session_cfg),
+        processing_class=processor,
+        environment_factory=make_environment_factory(samples, config=session_cfg, profile=profile),
+    )
+    return trainer, reward
+
+
+def demo_train(steps: int = 3, out: str | Path = "runs/trl-demo", **overrides: Any) -> list[dict]:
+    """A short GRPO run of the embedded default; returns the per-step reward curve.
+
+    Args:
+        steps: Optimiser steps.
+        out: Output folder (metrics JSONL, trainer logs).
+        **overrides: Extra ``GRPOConfig`` values.
+
+    Returns:
+        One dict per reward call: ``step``, ``reward``, ``tool_call_rate``, the reward parts
+        (``part/...``) and, for label-free rewards, ``pseudo_label_confidence``.
+    """
+    trainer, reward = build_trainer(
+        MedGymArguments(), default_grpo_config(out, max_steps=steps, **overrides)
+    )
+    trainer.train()
+    return [{k: v for k, v in r.items() if k != "rewards"} for r in reward.history]

@@ -1,0 +1,81 @@
+"""Two GRPO steps on CPU from the warm-started tiny model with the label-free reward."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("trl")
+
+
+@pytest.fixture(scope="module")
+def run(trl_warm_dir, tmp_path_factory):
+    """Train 2 steps; record parameters before/after, every completion and the reward history."""
+    import torch
+
+    from medgym.integrations.trl import MedGymArguments, build_trainer, default_grpo_config
+
+    out = tmp_path_factory.mktemp("grpo")
+    margs = MedGymArguments(model=str(trl_warm_dir), num_samples=8, reward="label_free")
+    gargs = default_grpo_config(
+        out, max_steps=2, num_generations=4, per_device_train_batch_size=4, learning_rate=1e-3
+    )
+    trainer, reward = build_trainer(margs, gargs)
+    seen: list[list] = []
+    inner = trainer.reward_funcs[0]
+
+    def spy(completions, **kw):
+        seen.extend(completions)
+        return inner(completions, **kw)
+
+    trainer.reward_funcs[0] = spy
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    return {
+        "history": reward.history,
+        "before": before,
+        "after": after,
+        "completions": seen,
+        "log": trainer.state.log_history,
+        "jsonl": reward.sink.read(),
+        "torch": torch,
+    }
+
+
+def test_rewards_vary_within_a_group_then_parameters_change(run) -> None:
+    torch = run["torch"]
+    assert len(run["history"]) == 2
+    spreads = [max(r["rewards"][i : i + 4]) - min(r["rewards"][i : i + 4])
+               for r in run["history"] for i in range(0, len(r["rewards"]), 4)]  # fmt: skip
+    assert max(spreads) > 0, "every group scored its rollouts equally: no GRPO signal"
+    changed = [n for n, p in run["after"].items() if not torch.equal(p.detach(), run["before"][n])]
+    assert changed, "no parameter changed after 2 GRPO steps"
+
+
+def test_every_logged_reward_part_is_finite(run) -> None:
+    for rec in run["jsonl"]:
+        values = {k: v for k, v in rec.items() if k not in ("step", "rewards")}
+        assert {"reward", "tool_call_rate", "part/accuracy", "part/penalty"} <= set(values)
+        assert all(math.isfinite(v) for v in values.values())
+        assert all(math.isfinite(r) for r in rec["rewards"])
+    logged = [log for log in run["log"] if "medgym/reward" in log]
+    assert logged and all(
+        math.isfinite(float(v)) for log in logged for k, v in log.items() if k.startswith("medgym/")
+    )
+
+
+def test_tool_call_puts_the_crop_into_the_next_turn(run) -> None:
+    with_tool = [c for c in run["completions"] if any(m["role"] == "tool" for m in c)]
+    assert with_tool, "no rollout called a tool"
+    images = 0
+    for completion in with_tool:
+        for k, msg in enumerate(completion):
+            if msg["role"] != "tool" or not isinstance(msg["content"], list):
+                continue
+            crops = [p for p in msg["content"] if p.get("type") == "image"]
+            images += len(crops)
+            if crops and k + 1 < len(completion):
+                assert completion[k + 1]["role"] == "assistant"  # generated after seeing it
+    assert images > 0, "no tool reply carried a crop"

@@ -1,0 +1,44 @@
+"""The run configs: YAML recipes parse with trl's parser; group-splitting batches are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+from medgym.errors import ConfigError
+from medgym.integrations.trl import MedGymArguments, build_trainer, default_grpo_config
+
+CONFIGS = Path(__file__).parents[3] / "training" / "configs"
+
+
+@pytest.mark.parametrize(
+    ("name", "generations"),
+    [
+        pytest.param("trl_tiny_cpu.yaml", 4, id="tiny-cpu"),
+        pytest.param("trl_qwen2_5_vl_3b.yaml", 8, id="qwen3b"),
+    ],
+)
+def test_yaml_recipes_parse_and_the_cli_wins(name, generations) -> None:
+    from trl import GRPOConfig, TrlParser
+
+    args = ["--config", str(CONFIGS / name), "--num_samples", "3", "--use_cpu", "true"]
+    args += ["--bf16", "false", "--gradient_checkpointing", "false"]
+    margs, gargs = TrlParser((MedGymArguments, GRPOConfig)).parse_args_and_config(args)
+    assert margs.reward == "label_free" and margs.num_samples == 3
+    assert gargs.num_generations == generations
+    assert (gargs.per_device_train_batch_size * gargs.steps_per_generation) % generations == 0
+
+
+def test_batch_that_splits_groups_is_refused(tmp_path) -> None:
+    gargs = default_grpo_config(tmp_path, per_device_train_batch_size=3, num_generations=3)
+    gargs.num_generations = 2  # 3 rollouts per process cannot hold whole groups of 2
+    with pytest.raises(ConfigError, match="whole groups"):
+        build_trainer(MedGymArguments(model=str(tmp_path)), gargs)
+
+
+def test_arguments_are_validated() -> None:
+    with pytest.raises(ConfigError, match="num_samples"):
+        MedGymArguments(num_samples=0)
