@@ -42,8 +42,13 @@ class Window(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    level: float = Field(description="Window centre, in the image's native units (e.g. HU).")
-    width: float = Field(gt=0, description="Window width, in native units; must be > 0.")
+    # Bounds keep the float32 arithmetic of rendering finite (no overflow to inf/NaN).
+    level: float = Field(
+        ge=-1e12, le=1e12, description="Window centre, in the image's native units (e.g. HU)."
+    )
+    width: float = Field(
+        ge=1e-9, le=1e12, description="Window width, in native units; 1e-9 to 1e12."
+    )
 
     @field_validator("level", "width")
     @classmethod

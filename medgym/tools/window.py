@@ -50,10 +50,12 @@ class WindowParams(BaseModel):
 
     level: Number | None = Field(
         default=None,
+        ge=-1e12,
+        le=1e12,
         description="Window centre in the image's native units (Hounsfield units for CT).",
     )
     width: Number | None = Field(
-        default=None, gt=0, description="Window width in the same units; must be > 0."
+        default=None, gt=0, le=1e12, description="Window width in the same units; must be > 0."
     )
     preset: str | None = Field(
         default=None,
@@ -105,6 +107,8 @@ def _pick(params: WindowParams, info: ImageInfo, index: int) -> tuple[Window, st
     if level is None or width is None:
         given = f"level={fmt_num(level)}" if level is not None else f"width={fmt_num(width or 0)}"
         raise ToolError(f"`level` and `width` go together; got only {given}")
+    if width < 1e-9:
+        raise ToolError(f"width {fmt_num(width)} is too small; give a width of at least 1e-9")
     return Window(level=level, width=width), f"level {fmt_num(level)}, width {fmt_num(width)}"
 
 

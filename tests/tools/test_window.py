@@ -102,6 +102,8 @@ def _mr() -> MedImage:
         ),
         pytest.param(None, {"level": 40, "width": 0}, "greater than 0", id="zero-width"),
         pytest.param(None, {"level": 40, "width": -5}, "greater than 0", id="negative-width"),
+        pytest.param(None, {"level": 40, "width": 1e-300}, "too small", id="denormal-width"),
+        pytest.param(None, {"level": 1e300, "width": 40}, "less than or equal", id="huge-level"),
         pytest.param(None, {"level": math.nan, "width": 5}, "finite", id="nan-level"),
         pytest.param(None, {"level": 1, "width": math.inf}, "finite", id="inf-width"),
         pytest.param(None, {"level": True, "width": 5}, "true/false", id="bool-level"),
