@@ -65,7 +65,7 @@ class MedGymToolEnv:
             ConfigError: If the row has no known ``sample_id``.
         """
         sid = row.get("sample_id")
-        if sid not in self._samples:
+        if not isinstance(sid, str) or sid not in self._samples:
             raise ConfigError(
                 f"dataset row needs a `sample_id` among the {len(self._samples)} samples the "
                 f"environment was built with; got {sid!r}"

@@ -1,0 +1,237 @@
+"""The medgym agent loop: verl's ``ToolAgentLoop`` state machine driven by an EpisodeSession.
+
+Every model turn goes through :meth:`EpisodeSession.apply_turn`, so parsing, tool calls, budgets
+and penalties are exactly the gym env's: a turn with neither a tool call nor an answer gets the
+env's error observation and the episode goes on; an answer ends it. The session's observation
+becomes the next message (role from the :class:`ModelProfile`), with one image per new view.
+
+Token safety: an observation whose tokens would overflow ``rollout.response_length`` ends the
+episode before it is merged, so a sequence is never cut inside image placeholder tokens; the
+session's ``max_images`` caps images per trajectory and the profile's view size caps pixels.
+
+Register with ``actor_rollout_ref.rollout.agent.agent_loop_config_path`` pointing at
+``training/configs/verl/agent_loop.yaml``; rows select it with ``agent_name: medgym_agent``.
+The output's ``extra_fields`` carry ``medgym_trajectory`` (the trajectory as JSON: views in
+original pixels for CCA, answer, metrics) and ``medgym_reward_parts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from PIL import Image
+from verl.experimental.agent_loop.agent_loop import AgentLoopOutput
+from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
+
+from medgym.core.sample import Sample
+from medgym.envs.config import Penalties, SessionConfig
+from medgym.envs.session import EpisodeSession, StepResult
+from medgym.errors import ConfigError
+from medgym.integrations.verl import AGENT_NAME
+from medgym.integrations.verl.tools import SESSION_KEY, remote_registry
+from medgym.tools import ToolConfig
+
+__all__ = [
+    "STEP_KEY",
+    "TRAJECTORY_KEY",
+    "MedgymAgentLoop",
+    "observation_message",
+    "session_config_from",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``extra_fields`` key of the finished trajectory (JSON).
+TRAJECTORY_KEY = "medgym_trajectory"
+#: ``extra_fields`` key of the last step (internal, removed before output).
+STEP_KEY = "_medgym_step"
+
+
+def observation_message(session: EpisodeSession, step: StepResult) -> tuple[dict[str, Any], list]:
+    """The chat message for a step's observation, and the new images in order.
+
+    Each image placeholder of the observation text becomes an image item, in the order of
+    ``step.new_views``.
+    """
+    ph = session.profile.image_placeholder
+    pieces = step.observation.split(ph)
+    if len(pieces) - 1 != len(step.new_views):
+        raise ConfigError(
+            f"observation has {len(pieces) - 1} image placeholder(s) for "
+            f"{len(step.new_views)} new view(s)"
+        )
+    images = [Image.fromarray(session.pixels(v)) for v in step.new_views]
+    content: list[dict[str, Any]] = []
+    for k, piece in enumerate(pieces):
+        if piece:
+            content.append({"type": "text", "text": piece})
+        if k < len(images):
+            content.append({"type": "image", "image": images[k]})
+    role = session.turns[-1].role if session.turns else "user"
+    if not images:
+        return {"role": role, "content": step.observation}, []
+    return {"role": role, "content": content}, images
+
+
+def session_config_from(raw: Mapping[str, Any] | None) -> SessionConfig:
+    """A :class:`SessionConfig` from plain (YAML/hydra) values, nested parts included."""
+    cfg = dict(raw or {})
+    if "tools" in cfg:
+        cfg["tools"] = tuple(cfg["tools"])
+    if isinstance(cfg.get("penalties"), Mapping):
+        cfg["penalties"] = Penalties(**cfg["penalties"])
+    if isinstance(cfg.get("tool_config"), Mapping):
+        cfg["tool_config"] = ToolConfig(**cfg["tool_config"])
+    return SessionConfig(**cfg)
+
+
+class MedgymAgentLoop(ToolAgentLoop):
+    """``ToolAgentLoop`` whose turns are parsed and executed by an :class:`EpisodeSession`.
+
+    Args:
+        session_config: Keyword arguments of :class:`SessionConfig` (tools, budgets, ...).
+        profile: Model profile name (box convention, view sizes, prompt layout).
+        tool_server_url: Run the tools on this medgym tool server instead of in-process.
+        **kwargs: verl's agent-loop arguments (trainer config, server manager, tokenizer, ...).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        session_config: dict[str, Any] | None = None,
+        profile: str = "qwen2.5-vl",
+        tool_server_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.session_config = session_config_from(session_config)
+        self.profile = profile
+        self.tool_server_url = tool_server_url
+        self._sample: Sample | None = None
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        """Run one episode of the row's sample (``extra_info.sample``)."""
+        raw = (kwargs.get("extra_info") or {}).get("sample")
+        if raw is None:
+            raise ConfigError(
+                f"agent {AGENT_NAME!r} needs extra_info.sample (the Sample as JSON); write the "
+                "parquet with python -m medgym.integrations.verl.prepare"
+            )
+        self._sample = Sample.model_validate_json(raw) if isinstance(raw, str) else Sample(**raw)
+        output = await super().run(sampling_params, **kwargs)
+        session = output.extra_fields.pop(SESSION_KEY, None)
+        output.extra_fields.pop(STEP_KEY, None)
+        if isinstance(session, EpisodeSession):
+            traj = session.trajectory()
+            output.extra_fields[TRAJECTORY_KEY] = traj.model_dump_json()
+            output.extra_fields["medgym_reward_parts"] = dict(session.reward_parts)
+            output.extra_fields["medgym_metrics"] = dict(session.metrics)
+        return output
+
+    def _session(self, agent_data: AgentData) -> EpisodeSession:
+        session = agent_data.extra_fields.get(SESSION_KEY)
+        if not isinstance(session, EpisodeSession):
+            if self._sample is None:
+                raise ConfigError("MedgymAgentLoop.run sets the sample before the first turn")
+            session = EpisodeSession(self._sample, config=self.session_config, profile=self.profile)
+            if self.tool_server_url:
+                from medgym.serving.client import ToolServerClient
+
+                client = ToolServerClient(self.tool_server_url)
+                session.tools = remote_registry(client, session)
+            agent_data.extra_fields[SESSION_KEY] = session
+        return session
+
+    async def _handle_pending_state(
+        self, agent_data: AgentData, sampling_params: dict[str, Any]
+    ) -> AgentState:
+        """Tokenize the prompt; the tools are described by medgym's system prompt."""
+        self._session(agent_data)
+        agent_data._active_tool_schemas = None  # type: ignore[attr-defined]
+        return await super()._handle_pending_state(agent_data, sampling_params)
+
+    async def _handle_generating_state(
+        self,
+        agent_data: AgentData,
+        sampling_params: dict[str, Any],
+        ignore_termination: bool = False,
+    ) -> AgentState:
+        """Generate one turn, then apply it to the session."""
+        session = self._session(agent_data)
+        output = await self.server_manager.generate(
+            request_id=agent_data.request_id,
+            prompt_ids=agent_data.prompt_ids,
+            sampling_params=sampling_params,
+            image_data=agent_data.image_data,
+            video_data=agent_data.video_data,
+            mm_processor_output=agent_data.mm_processor_output,
+            audio_data=agent_data.audio_data,
+            mm_processor_kwargs=agent_data.mm_processor_kwargs,
+        )
+        preempted = output.num_preempted if output.num_preempted is not None else 0
+        agent_data.metrics["num_preempted"] = agent_data.metrics.get("num_preempted", 0) + preempted
+        # verl's staleness tags: the first turn's fields, and the latest max_global_steps
+        for key, value in output.extra_fields.items():
+            if key == "max_global_steps" or key not in agent_data.extra_fields:
+                agent_data.extra_fields[key] = value
+        agent_data.assistant_turns += 1
+        agent_data.response_ids = list(output.token_ids)
+        merge, mask, logprobs = await self.ct_merge_assistant_token(
+            agent_data.prompt_ids,
+            agent_data.response_ids,
+            agent_data.response_mask,
+            agent_data.response_logprobs
+            if (agent_data.response_logprobs or output.log_probs)
+            else None,
+            assistant_logprobs=output.log_probs or None,
+        )
+        agent_data.prompt_ids = merge.token_ids
+        agent_data.response_mask = mask
+        if logprobs is not None:
+            agent_data.response_logprobs = logprobs
+        tokenizer: Any = self.tokenizer  # verl annotates the class, not the instance
+        text = tokenizer.decode(output.token_ids, skip_special_tokens=True)
+        step = session.apply_turn(
+            text, token_ids=list(output.token_ids), token_logprobs=output.log_probs
+        )
+        agent_data.turn_scores.append(step.reward)
+        agent_data.messages.append({"role": "assistant", "content": text})
+        if session.done:
+            return AgentState.TERMINATED
+        if len(agent_data.response_mask) >= self.response_length:
+            logger.info("response budget of %d tokens spent; ending", self.response_length)
+            return AgentState.TERMINATED
+        agent_data.extra_fields[STEP_KEY] = step
+        return AgentState.PROCESSING_TOOLS
+
+    async def _handle_processing_tools_state(self, agent_data: AgentData) -> AgentState:
+        """Append the session's observation (text and crops) to the token stream."""
+        session = self._session(agent_data)
+        step: StepResult = agent_data.extra_fields.pop(STEP_KEY)
+        message, images = observation_message(session, step)
+        self._assert_mm_supported(bool(images))
+        previous = list(agent_data.messages)
+        updated = [*previous, message]
+        merge, mask, logprobs = await self.ct_merge_context_msg(
+            previous,
+            updated,
+            agent_data.prompt_ids,
+            agent_data.response_mask,
+            agent_data.response_logprobs or None,
+            tools=None,  # type: ignore[arg-type]  # verl's own default: tools rendered already
+        )
+        if len(mask) >= self.response_length:
+            # Merging would overflow: stop before it, never cutting inside image tokens.
+            logger.info("observation would overflow response_length; ending the episode")
+            return AgentState.TERMINATED
+        agent_data.messages = updated
+        agent_data.prompt_ids = merge.token_ids
+        agent_data.response_mask = mask
+        if agent_data.response_logprobs:
+            agent_data.response_logprobs = logprobs or []
+        if images:
+            agent_data.image_data = [*(agent_data.image_data or []), *images]
+        agent_data.user_turns += 1
+        return AgentState.GENERATING

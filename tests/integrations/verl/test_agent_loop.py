@@ -1,0 +1,254 @@
+"""The medgym agent loop on verl's real ToolAgentLoop machinery, with a scripted server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+pytest.importorskip("verl")
+
+
+from medgym.core.sample import Sample
+from medgym.core.trajectory import Trajectory
+from medgym.errors import ConfigError
+from medgym.integrations.verl.agent_loop import TRAJECTORY_KEY, MedgymAgentLoop
+from medgym.integrations.verl.prepare import sample_to_row
+from medgym.integrations.verl.testing import ScriptedServer
+
+ZOOM = '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [0, 0, 224, 224]}}</tool_call>'
+
+
+def _trainer_config(response_length: int = 4096) -> Any:
+    from omegaconf import OmegaConf
+
+    multi_turn = {
+        "max_user_turns": 8,
+        "max_assistant_turns": 8,
+        "max_parallel_calls": 3,
+        "max_tool_response_length": 512,
+        "tool_response_truncate_side": "middle",
+        "format": "hermes",
+    }
+    return OmegaConf.create(
+        {
+            "actor_rollout_ref": {
+                "rollout": {
+                    "multi_turn": multi_turn,
+                    "prompt_length": 4096,
+                    "response_length": response_length,
+                    "full_determinism": False,
+                }
+            },
+            "data": {},
+        }
+    )
+
+
+def _episode(
+    processor: Any,
+    sample: Sample,
+    texts: list[str],
+    response_length: int = 4096,
+    server: ScriptedServer | None = None,
+    **loop_kw: Any,
+) -> tuple[Any, ScriptedServer]:
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+
+    from medgym.integrations.verl.dataset import MedgymRLHFDataset as RLHFDataset
+
+    cfg = _trainer_config(response_length)
+    server = server or ScriptedServer(processor.tokenizer, texts)
+    row = sample_to_row(sample, 0, data_source="synthetic")
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
+    user = row["prompt"][1]["content"].replace("<image>", "")
+    raw_prompt = [
+        row["prompt"][0],
+        {
+            "role": "user",
+            "content": [{"type": "image", "image": image}, {"type": "text", "text": user}],
+        },
+    ]
+
+    async def go() -> Any:
+        # verl's agent loop binds to the running event loop when it is built
+        loop = MedgymAgentLoop(
+            trainer_config=DictConfigWrap(cfg),
+            server_manager=server,
+            tokenizer=processor.tokenizer,
+            processor=processor,
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(cfg.data),
+            hf_model_type="qwen2_5_vl",
+            **loop_kw,
+        )
+        return await loop.run(
+            {"temperature": 1.0},
+            raw_prompt=raw_prompt,
+            extra_info=row["extra_info"],
+            tools_kwargs={},
+        )
+
+    return asyncio.run(go()), server
+
+
+def test_multi_turn_zoom_puts_the_crop_in_the_next_prompt(
+    tiny_processor: Any, samples: list[Sample]
+) -> None:
+    out, server = _episode(tiny_processor, samples[0], [ZOOM, "<answer>left</answer>"])
+    assert len(server.calls) == 2
+    assert [len(c["images"]) for c in server.calls] == [1, 2]
+    pad = tiny_processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert server.calls[1]["prompt_ids"].count(pad) > server.calls[0]["prompt_ids"].count(pad)
+    assert len(out.multi_modal_data["images"]) == 2
+    traj = Trajectory.model_validate_json(out.extra_fields[TRAJECTORY_KEY])
+    assert traj.answer == "left" and traj.terminated
+    assert traj.views[1].bbox_px == pytest.approx((0, 0, 1024, 1024))
+    assert out.extra_fields["medgym_reward_parts"]["accuracy"] == 1.0
+    # the crop's tokens are context (mask 0), the two generated turns are trained on (mask 1)
+    assert 0 in out.response_mask and out.response_mask[0] == 1 and out.response_mask[-1] == 1
+    assert len(out.response_ids) == len(out.response_mask) == len(out.response_logprobs)
+    assert len(out.extra_fields["turn_scores"]) == 2
+
+
+def test_turn_without_call_or_answer_gets_the_env_error_and_goes_on(
+    tiny_processor: Any, samples: list[Sample]
+) -> None:
+    out, server = _episode(tiny_processor, samples[0], ["I think so.", "<answer>right</answer>"])
+    assert len(server.calls) == 2
+    traj = Trajectory.model_validate_json(out.extra_fields[TRAJECTORY_KEY])
+    assert "no tool call or answer" in traj.turns[0].observation
+    assert traj.answer == "right"
+    assert out.extra_fields["turn_scores"][0] < 0
+    assert "no tool call or answer" in tiny_processor.tokenizer.decode(out.response_ids)
+
+
+def test_turn_budget_truncates(tiny_processor: Any, samples: list[Sample]) -> None:
+    out, server = _episode(tiny_processor, samples[0], [ZOOM], session_config={"max_turns": 2})
+    traj = Trajectory.model_validate_json(out.extra_fields[TRAJECTORY_KEY])
+    assert len(server.calls) == 2 and traj.truncated and traj.answer is None
+
+
+def test_overflow_stops_before_an_image_is_cut(tiny_processor: Any, samples: list[Sample]) -> None:
+    out, server = _episode(
+        tiny_processor, samples[0], [ZOOM, "<answer>left</answer>"], response_length=48
+    )
+    assert len(server.calls) == 1
+    assert len(out.multi_modal_data["images"]) == 1
+    pad = tiny_processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert pad not in out.response_ids
+
+
+def test_row_without_sample_is_refused(tiny_processor: Any, samples: list[Sample]) -> None:
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+
+    from medgym.integrations.verl.dataset import MedgymRLHFDataset as RLHFDataset
+
+    cfg = _trainer_config()
+
+    async def go() -> None:
+        loop = MedgymAgentLoop(
+            trainer_config=DictConfigWrap(cfg),
+            server_manager=None,
+            tokenizer=tiny_processor.tokenizer,
+            processor=tiny_processor,
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(cfg.data),
+        )
+        await loop.run({}, raw_prompt=[], extra_info={})
+
+    with pytest.raises(ConfigError, match=r"extra_info\.sample"):
+        asyncio.run(go())
+
+
+def test_stock_tool_agent_loop_runs_the_yaml_tools(
+    tiny_processor: Any, samples: list[Sample]
+) -> None:
+    """verl's own ToolAgentLoop with the BaseTool adapters: the crop reaches the next prompt."""
+    from pathlib import Path
+
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
+    from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
+    from verl.tools.tool_registry import initialize_tools_from_config
+
+    from medgym.integrations.verl.dataset import MedgymRLHFDataset
+
+    yaml_path = Path(__file__).resolve().parents[3] / "tools" / "verl_zoom.yaml"
+    tools = initialize_tools_from_config(str(yaml_path))
+    cfg = _trainer_config()
+    server = ScriptedServer(tiny_processor.tokenizer, [ZOOM, "<answer>left</answer>"])
+    row = sample_to_row(samples[0], 0, data_source="synthetic")
+    prompt = [row["prompt"][0], {"role": "user", "content": "What side?"}]
+
+    async def go() -> Any:
+        loop = ToolAgentLoop(
+            trainer_config=DictConfigWrap(cfg),
+            server_manager=server,
+            tokenizer=tiny_processor.tokenizer,
+            processor=tiny_processor,
+            dataset_cls=MedgymRLHFDataset,
+            data_config=DictConfigWrap(cfg.data),
+            hf_model_type="qwen2_5_vl",
+            tools=ToolListWrap(tools),
+        )
+        return await loop.run(
+            {}, raw_prompt=prompt, extra_info={}, tools_kwargs=row["extra_info"]["tools_kwargs"]
+        )
+
+    out = asyncio.run(go())
+    assert len(server.calls) == 2
+    assert len(server.calls[1]["images"]) == 1
+    assert out.extra_fields["tool_rewards"] == [0.0]
+
+
+def test_registry_entry_instantiates_through_hydra(tiny_processor: Any) -> None:
+    """The shipped agent_loop.yaml entry, built the way verl's worker builds it."""
+    from pathlib import Path
+
+    import hydra
+    import yaml
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
+
+    from medgym.integrations.verl.dataset import MedgymRLHFDataset
+
+    path = Path(__file__).resolve().parents[3] / "training" / "configs" / "verl" / "agent_loop.yaml"
+    entry = yaml.safe_load(path.read_text())[0]
+    cfg = _trainer_config()
+
+    async def go() -> Any:
+        return hydra.utils.instantiate(
+            config=entry,
+            trainer_config=DictConfigWrap(cfg),
+            server_manager=None,
+            tokenizer=tiny_processor.tokenizer,
+            processor=tiny_processor,
+            hf_model_type="qwen2_5_vl",
+            dataset_cls=MedgymRLHFDataset,
+            data_config=DictConfigWrap(cfg.data),
+            tools=ToolListWrap([]),
+        )
+
+    loop = asyncio.run(go())
+    assert isinstance(loop, MedgymAgentLoop)
+    assert loop.session_config.tools == ("zoom_in", "crop", "reground")
+    assert loop.session_config.penalties.tool_error == 0.05
+
+
+def test_staleness_fields_from_the_server_are_kept(
+    tiny_processor: Any, samples: list[Sample]
+) -> None:
+    class StepServer(ScriptedServer):
+        async def generate(self, **kw: Any) -> Any:
+            out = await super().generate(**kw)
+            out.extra_fields = {"min_global_steps": 3, "max_global_steps": 3 + len(self.calls)}
+            return out
+
+    server = StepServer(tiny_processor.tokenizer, [ZOOM, "<answer>left</answer>"])
+    out, _ = _episode(tiny_processor, samples[0], [], server=server)
+    assert out.extra_fields["min_global_steps"] == 3
+    assert out.extra_fields["max_global_steps"] == 5

@@ -1,0 +1,88 @@
+"""training/run_verl.py: every shipped config composes and passes verl's validate_config."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytest.importorskip("verl")
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def run_verl() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_verl", REPO / "training" / "run_verl.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+CONFIGS = sorted(
+    p.stem
+    for p in (REPO / "training" / "configs" / "verl").glob("*.yaml")
+    if p.stem not in {"medgym_base", "agent_loop"}
+)
+
+
+def test_configs_are_found(run_verl: ModuleType) -> None:
+    assert run_verl.shipped_configs() == CONFIGS
+    assert len(CONFIGS) >= 5
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_compose_and_validate(run_verl: ModuleType, name: str, tiny_vlm_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from medgym.rewards import make_group_reward
+
+    # a critic's config loads its tokenizer: point the models at the offline tiny one
+    cfg = run_verl.compose(name, [f"actor_rollout_ref.model.path={tiny_vlm_path}"])
+    run_verl.validate(cfg)
+    assert cfg.trainer.use_v1 is True
+    assert Path(cfg.actor_rollout_ref.rollout.agent.agent_loop_config_path).is_file()
+    assert cfg.reward.custom_reward_function.path.startswith("pkg://")
+    spec = cfg.medgym.reward
+    make_group_reward(OmegaConf.to_container(spec) if not isinstance(spec, str) else spec)
+
+
+def test_ppo_uses_a_critic(run_verl: ModuleType) -> None:
+    from verl.trainer.ppo.utils import need_critic
+
+    cfg = run_verl.compose("ppo_qwen2_5_vl_7b")
+    assert need_critic(cfg) and cfg.critic.model.path == cfg.actor_rollout_ref.model.path
+    assert not need_critic(run_verl.compose("grpo_qwen2_5_vl_7b"))
+
+
+def test_inconsistent_batch_fails_validation(run_verl: ModuleType) -> None:
+    cfg = run_verl.compose(
+        "grpo_qwen2_5_vl_7b", ["data.train_batch_size=3", "actor_rollout_ref.rollout.n=1"]
+    )
+    with pytest.raises(AssertionError, match="divisible"):
+        run_verl.validate(cfg)
+
+
+def test_bad_override_is_a_clear_exit(run_verl: ModuleType) -> None:
+    with pytest.raises(SystemExit, match="cannot compose"):
+        run_verl.main(["--config", "grpo_qwen2_5_vl_7b", "no_such_key=1"])
+
+
+def test_without_gpu_training_exits_with_a_message(run_verl: ModuleType) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit, match="--dry-run"):
+        run_verl.main([])
+
+
+def test_dry_run(run_verl: ModuleType) -> None:
+    summary = run_verl.main(["--dry-run", "--episodes", "2"])
+    assert summary["dataset_class"] == "MedgymRLHFDataset"
+    assert summary["tools"] == ["zoom_in", "crop", "reground"]
+    assert summary["episodes"] == 2 and all(t >= 2 for t in summary["turns"])
+    assert len(summary["rewards"]) == 2
