@@ -36,6 +36,9 @@ def demo(
     train_steps: Annotated[
         int, typer.Option(help="GRPO steps of the tiny model through TRL (0 skips training).")
     ] = 3,
+    tiny: Annotated[
+        bool, typer.Option("--tiny/--no-tiny", help="Evaluate the tiny offline VLM with EVR.")
+    ] = True,
 ) -> None:
     """Run groups of episodes with the scripted policies on the bundled offline datasets."""
     from medgym.agents import GroupRunner, make_scripted_policy
@@ -87,7 +90,13 @@ def demo(
 
         console.print("Evaluating with ablations (no tools, blank image, shuffled image)...")
         index = run_demo_eval(
-            out / "eval", datasets=names, num_samples=min(num_samples, 16), n=2, progress=True
+            out / "eval",
+            datasets=names,
+            num_samples=min(num_samples, 16),
+            n=2,
+            tiny_model=tiny,  # the warm-started tiny VLM (skipped without torch)
+            evr="reground",
+            progress=True,
         )
         console.print(f"Report: [bold]{index}[/bold] ({time.perf_counter() - t0:.1f} s in all)")
 

@@ -9,7 +9,7 @@ from medgym.core.trajectory import read_groups
 def test_demo_writes_trajectories_and_table(tmp_path) -> None:
     result = CliRunner().invoke(
         app, ["demo", "--out", str(tmp_path), "--num-samples", "4", "--n", "2",
-              "--datasets", "synthetic", "--no-eval", "--train-steps", "0"],
+              "--datasets", "synthetic", "--no-eval", "--train-steps", "0", "--no-tiny"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     for policy in ("oracle", "pixel-reader", "random-zoom", "direct"):
