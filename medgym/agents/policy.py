@@ -41,7 +41,6 @@ class Policy(Protocol):
 
     async def generate(self, session: EpisodeSession) -> Generation:
         """Return the next turn for ``session``."""
-        ...
 
 
 async def run_episode(policy: Policy, session: EpisodeSession) -> EpisodeSession:

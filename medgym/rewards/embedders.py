@@ -53,7 +53,6 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``; returns an array of shape ``(len(texts), dim)``."""
-        ...
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

@@ -62,7 +62,6 @@ class GroupReward(Protocol):
 
     def reward(self, group: Group) -> GroupRewardResult:
         """Score every trajectory of ``group``."""
-        ...
 
 
 GROUP_REWARDS: dict[str, Callable[..., GroupReward]] = {}

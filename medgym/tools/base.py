@@ -37,7 +37,6 @@ class Sizer(Protocol):
 
     def __call__(self, width: float, height: float, *, upscale: bool) -> tuple[int, int]:
         """Return ``(width, height)`` in view pixels for a region of ``width x height``."""
-        ...
 
 
 def fit_size(
