@@ -8,6 +8,8 @@ model can act on; the session turns that into an error observation and a penalty
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -215,10 +217,18 @@ class Tool(Generic[P]):
         return self.fn(ctx, self.parse(arguments))
 
     def to_openai_schema(self) -> dict[str, Any]:
-        """The flat OpenAI function-calling schema (see :mod:`medgym.tools.schema`)."""
-        from medgym.tools.schema import openai_schema
+        """The flat OpenAI function-calling schema (see :mod:`medgym.tools.schema`).
 
-        return openai_schema(self.name, self.description, self.params)
+        Derived once per tool (every episode asks for it) and returned as a fresh copy.
+        """
+        return copy.deepcopy(_cached_schema(self.name, self.description, self.params))
+
+
+@functools.cache
+def _cached_schema(name: str, description: str, params: type[BaseModel]) -> dict[str, Any]:
+    from medgym.tools.schema import openai_schema
+
+    return openai_schema(name, description, params)
 
 
 class ToolRegistry(Mapping[str, Tool[Any]]):
