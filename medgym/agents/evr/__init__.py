@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medgym.agents.evr.budget import LeafBudget
 from medgym.agents.evr.config import EVRConfig
 from medgym.agents.evr.engine import EVREngine, generate_many
 from medgym.agents.evr.signal import (
@@ -20,6 +21,7 @@ __all__ = [
     "EVRConfig",
     "EVREngine",
     "EVRStats",
+    "LeafBudget",
     "RolloutSignal",
     "Threshold",
     "TurnSignal",

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from medgym.agents.evr.budget import LeafBudget
 from medgym.agents.evr.config import EVRConfig
 from medgym.agents.evr.signal import RolloutSignal, Threshold, turn_signal
 from medgym.agents.evr.stats import EVRStats
@@ -78,14 +79,40 @@ class EVREngine:
         self.threshold = Threshold(config)
         self.stats = EVRStats()
 
-    def _score(self, node: _Node, gen: Generation) -> bool:
-        pieces = getattr(gen, "pieces", None)
-        sig = turn_signal(gen, self.config, node.signal, pieces)
+    def score(self, signal: RolloutSignal, gen: Generation) -> bool:
+        """Score one generated turn of a rollout; whether EVR fires on it.
+
+        Updates the rollout's running ``signal``, the shared threshold history and the stats.
+        """
+        sig = turn_signal(gen, self.config, signal, getattr(gen, "pieces", None))
         if sig is not None:
             self.stats.turns_scored += 1
         fired = self.threshold.fires(sig)
         self.stats.fires += fired
         return fired
+
+    def should_reground(self, session: EpisodeSession, text: str, done_regrounds: int) -> bool:
+        """Whether a fired turn's answer is withheld (reground mode).
+
+        Only a turn that answers without calling a tool, in an episode that has regrounds left
+        and room to call a tool and then answer.
+        """
+        if done_regrounds >= self.config.max_regrounds or not self._can_reground(session):
+            return False
+        parsed = parse_turn(text, max_calls=session.config.max_calls_per_turn)
+        return bool(parsed.answer) and not parsed.calls
+
+    def withhold(self, session: EpisodeSession, text: str) -> str | None:
+        """Keep ``text`` as an injected assistant turn and inject the look-again instruction.
+
+        Returns:
+            The withheld answer (resolved against the options), for flip statistics.
+        """
+        parsed = parse_turn(text, max_calls=session.config.max_calls_per_turn)
+        session.inject(text, role="assistant")
+        session.inject(self.config.reground_text, role="user")
+        self.stats.regrounds += 1
+        return resolve_option(parsed.answer, session.sample.options) if parsed.answer else None
 
     def _hot_policy(self, policy: Policy) -> Policy:
         if self.branch_policy is not None:
@@ -108,15 +135,15 @@ class EVREngine:
         """
         cfg = self.config
         hot_policy = self._hot_policy(policy)
+        budget = LeafBudget(
+            cfg.leaf_budget, initial_rollouts=cfg.initial_rollouts, num_branches=cfg.num_branches
+        )
         leaves: list[EpisodeSession] = []
         pairs: list[tuple[EpisodeSession, EpisodeSession]] = []  # (fork, rollout it left)
         active: list[_Node] = []
-        allocated = 0
-        while active or allocated < cfg.leaf_budget:
+        while active or budget.left:
             if not active:
-                k0 = allocated
-                allocated = min(cfg.leaf_budget, allocated + cfg.initial_rollouts)
-                active = [_Node(new_session(sample, k)) for k in range(k0, allocated)]
+                active = [_Node(new_session(sample, k)) for k in budget.wave()]
             cold = [n for n in active if not n.hot]
             hot = [n for n in active if n.hot]
             gens_cold, gens_hot = await asyncio.gather(
@@ -126,15 +153,13 @@ class EVREngine:
             nxt: list[_Node] = []
             for node, gen in zip(cold + hot, gens_cold + gens_hot, strict=True):
                 before = node.signal.copy()
-                fired = self._score(node, gen)
-                extra = min(cfg.num_branches - 1, cfg.leaf_budget - allocated) if fired else 0
-                for j in range(extra):
+                fired = self.score(node.signal, gen)
+                for j, _ in enumerate(budget.fork() if fired else ()):
                     s = node.session
                     fork = s.fork(trajectory_id=f"{s.trajectory_id}.b{len(s.turns)}-{j}")
                     nxt.append(_Node(fork, before.copy(), hot=True))
                     pairs.append((fork, s))
-                allocated += extra
-                self.stats.branches += extra
+                    self.stats.branches += 1
                 node.hot = False
                 _apply(node.session, gen)
                 if node.session.done:
@@ -151,22 +176,16 @@ class EVREngine:
     # ------------------------------------------------------------------ reground mode
     async def reground(self, policy: Policy, session: EpisodeSession) -> EpisodeSession:
         """Drive ``session`` to the end, asking the model to look again before uncertain answers."""
-        cfg = self.config
         node = _Node(session)
         rejected: str | None = None
         done_regrounds = 0
         while not session.done:
             gen = await policy.generate(session)
-            fired = self._score(node, gen)
-            if fired and done_regrounds < cfg.max_regrounds and self._can_reground(session):
-                parsed = parse_turn(gen.text, max_calls=session.config.max_calls_per_turn)
-                if parsed.answer and not parsed.calls:
-                    rejected = resolve_option(parsed.answer, session.sample.options)
-                    session.inject(gen.text, role="assistant")
-                    session.inject(cfg.reground_text, role="user")
-                    done_regrounds += 1
-                    self.stats.regrounds += 1
-                    continue
+            fired = self.score(node.signal, gen)
+            if fired and self.should_reground(session, gen.text, done_regrounds):
+                rejected = self.withhold(session, gen.text)
+                done_regrounds += 1
+                continue
             _apply(session, gen)
         if rejected is not None:
             self.stats.record_flip(

@@ -245,3 +245,23 @@ def test_reground_respects_k_per_episode(sample) -> None:
     session = EpisodeSession(sample, trajectory_id="x")
     session = asyncio.run(engine.reground(TracePolicy([5.0, 5.0, 5.0, 5.0]), session))
     assert engine.stats.regrounds == 1 and session.terminated
+
+
+def test_leaf_budget_waves_and_forks_never_exceed_the_leaves() -> None:
+    from medgym.agents.evr import LeafBudget
+
+    b = LeafBudget(5, initial_rollouts=2, num_branches=3)
+    assert list(b.wave()) == [0, 1]
+    assert list(b.fork()) == [2, 3]  # M - 1 = 2 forks per firing
+    assert list(b.wave()) == [4] and b.left == 0
+    assert list(b.fork()) == [] and list(b.wave()) == []
+
+
+@pytest.mark.parametrize(
+    "args", [(0, 1, 2), (4, 0, 2), (4, 2, 1)], ids=["no-leaves", "no-roots", "one-branch"]
+)
+def test_leaf_budget_rejects_impossible_trees(args: tuple[int, int, int]) -> None:
+    from medgym.agents.evr import LeafBudget
+
+    with pytest.raises(ConfigError, match="LeafBudget needs"):
+        LeafBudget(args[0], initial_rollouts=args[1], num_branches=args[2])
