@@ -1,14 +1,17 @@
 """Train a medgym agent with verl: ``python training/run_verl.py [--config NAME] [overrides]``.
 
 Composes a hydra config from ``training/configs/verl`` (on top of verl's ``ppo_trainer``),
-prepares the parquet data, validates the config with verl's own ``validate_config`` and launches
-verl's v1 PPO/GRPO trainer. ``--dry-run`` does everything that runs on CPU instead: data, config
-validation, the tools from the YAML, the dataset class, and a few medgym agent-loop episodes
-against a tiny offline Qwen2.5-VL, scored as one group and turned into GRPO advantages.
+prepares the parquet data, validates the config with verl's own ``validate_config`` (and
+medgym's EVR checks) and launches verl's v1 PPO/GRPO trainer. ``--dry-run`` does everything that
+runs on CPU instead: data, config validation, the tools from the YAML, the dataset class, and one
+question's group of agent-loop episodes against a tiny offline Qwen2.5-VL, run by the medgym TQ
+worker through verl's own ``_run_prompt`` (a branch tree when the agent loop has EVR branch on),
+scored as one group and turned into GRPO advantages.
 
 Examples::
 
     python training/run_verl.py --dry-run
+    python training/run_verl.py --dry-run --config grpo_qwen2_5_vl_7b_evr
     python training/run_verl.py --config grpo_qwen2_5_vl_7b medgym.dataset=vqa_rad \\
         medgym.dataset_kwargs.root=/data/vqa_rad trainer.n_gpus_per_node=8
 """
@@ -54,12 +57,22 @@ def compose(name: str, overrides: Sequence[str] = ()) -> Any:
 
 
 def validate(cfg: Any) -> None:
-    """verl's own config validation (raises on an inconsistent config)."""
+    """verl's own config validation, then medgym's (raises on an inconsistent config).
+
+    Raises:
+        AssertionError: verl's ``validate_config`` refused the config.
+        ConfigError: The agent loop's EVR settings cannot work with the rollout settings.
+    """
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
+    from medgym.integrations.verl.evr import check_rollout_config, evr_config_from
+
     validate_config(
         cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg)
+    )
+    check_rollout_config(
+        cfg.actor_rollout_ref.rollout, evr_config_from(_agent_entry(cfg).get("evr"))
     )
 
 
@@ -85,48 +98,39 @@ def prepare(cfg: Any, out_dir: Path, limit: int | None = None) -> tuple[Path, Pa
     return train, val
 
 
-def _agent_entry(cfg: Any) -> dict[str, Any]:
+def _agent_entries(cfg: Any) -> list[dict[str, Any]]:
     import yaml
 
-    entries = yaml.safe_load(
-        Path(cfg.actor_rollout_ref.rollout.agent.agent_loop_config_path).read_text()
-    )
-    for e in entries:
-        if e["name"] == cfg.actor_rollout_ref.rollout.agent.default_agent_loop:
-            return dict(e)
-    raise SystemExit("the default agent loop is not in agent_loop.yaml")
+    path = Path(cfg.actor_rollout_ref.rollout.agent.agent_loop_config_path)
+    return [dict(e) for e in yaml.safe_load(path.read_text())]
 
 
-async def _episodes(
-    cfg: Any, processor: Any, model: Any, rows: list[dict[str, Any]], max_turns: int
-) -> list[Any]:
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
-
-    from medgym.integrations.verl.agent_loop import MedgymAgentLoop
-    from medgym.integrations.verl.dataset import MedgymRLHFDataset
-    from medgym.integrations.verl.testing import ModelServer
-
-    entry = _agent_entry(cfg)
-    session_config = {**entry.get("session_config", {}), "max_turns": max_turns}
-    server = ModelServer(model, processor, max_new_tokens=16)
-    outs = []
-    for row in rows:
-        loop = MedgymAgentLoop(
-            trainer_config=DictConfigWrap(cfg),
-            server_manager=server,
-            tokenizer=processor.tokenizer,
-            processor=processor,
-            dataset_cls=MedgymRLHFDataset,
-            data_config=DictConfigWrap(cfg.data),
-            hf_model_type="qwen2_5_vl",
-            session_config=session_config,
-            profile=entry.get("profile", "qwen2.5-vl"),
-        )
-        outs.append(await loop.run({"temperature": 1.0}, **row))
-    return outs
+def _agent_entry(cfg: Any) -> dict[str, Any]:
+    name = cfg.actor_rollout_ref.rollout.agent.default_agent_loop
+    for e in _agent_entries(cfg):
+        if e["name"] == name:
+            return e
+    raise SystemExit(f"the default agent loop {name!r} is not in agent_loop.yaml")
 
 
-def dry_run(cfg: Any, episodes: int = 2, max_turns: int = 2) -> dict[str, Any]:
+def _prompt(item: dict[str, Any], agent_name: str) -> dict[str, Any]:
+    """One dataset item as verl's TQ worker hands it to ``_run_prompt``."""
+    import torch
+
+    prompt = {k: v for k, v in item.items() if not isinstance(v, torch.Tensor)}
+    return {**prompt, "uid": "dry-run-0", "agent_name": agent_name, "global_steps": 1}
+
+
+def _dry_entry(entry: dict[str, Any], max_turns: int, n: int) -> dict[str, Any]:
+    """An agent-loop entry for the dry run: short episodes; EVR without its warm-up, with room
+    in the small tree for forks (a dry run has no signal history to learn a threshold from)."""
+    out = {**entry, "session_config": {**entry.get("session_config", {}), "max_turns": max_turns}}
+    if entry.get("evr"):
+        out["evr"] = {**entry["evr"], "warmup": 1, "initial_rollouts": max(1, n // 2)}
+    return out
+
+
+def dry_run(cfg: Any, episodes: int = 4, max_turns: int = 2) -> dict[str, Any]:
     """Everything that runs on CPU; returns a summary (also logged)."""
     import numpy as np
     import torch
@@ -136,12 +140,13 @@ def dry_run(cfg: Any, episodes: int = 2, max_turns: int = 2) -> dict[str, Any]:
     from verl.utils.dataset.rl_dataset import get_dataset_class
 
     from medgym.agents.tiny_vlm import build_tiny_vlm, load_tiny_vlm
-    from medgym.integrations.verl.rewards import score_outputs
-    from medgym.integrations.verl.tq_worker import reward_from_config
+    from medgym.integrations.verl.testing import ModelServer, offline_tq_worker
 
     tmp = Path(tempfile.mkdtemp(prefix="medgym_verl_dry_"))
     if cfg.medgym.dataset == "synthetic":
         OmegaConf.update(cfg, "medgym.dataset_kwargs.num_samples", 4, force_add=True)
+    cfg.actor_rollout_ref.rollout.n = episodes
+    cfg.medgym.metrics_dir = str(tmp / "medgym_metrics")
     prepare(cfg, tmp / "data", limit=8)
     validate(cfg)
     tools = initialize_tools_from_config(str(TOOLS_YAML))
@@ -151,35 +156,41 @@ def dry_run(cfg: Any, episodes: int = 2, max_turns: int = 2) -> dict[str, Any]:
     ds = get_dataset_class(data_cfg)(
         str(tmp / "data" / "train.parquet"), processor.tokenizer, data_cfg, processor=processor
     )
-    item = ds[0]
-    rows = [
-        {
-            "raw_prompt": ds[0]["raw_prompt"],
-            "extra_info": item["extra_info"],
-            "tools_kwargs": item["tools_kwargs"],
-        }
-        for _ in range(episodes)
-    ]
+    agent = _agent_entry(cfg)
+    entries = [_dry_entry(e, max_turns, episodes) for e in _agent_entries(cfg)]
     torch.manual_seed(0)
-    outs = asyncio.run(_episodes(cfg, processor, model, rows, max_turns))
-    result = score_outputs(reward_from_config(cfg), [o.extra_fields for o in outs], uid="dry")
-    width = max(len(o.response_mask) for o in outs)
-    mask = torch.zeros((len(outs), width))
-    scores = torch.zeros((len(outs), width))
-    for i, o in enumerate(outs):
-        mask[i, : len(o.response_mask)] = 1
-        scores[i, len(o.response_mask) - 1] = result.rewards[i]
+    server = ModelServer(model, processor, max_new_tokens=16)
+    trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
+    with offline_tq_worker(cfg, server, processor, agent_loops=entries) as (worker, queue):
+        prompt = _prompt(ds[0], agent["name"])
+        asyncio.run(worker._run_prompt(prompt, {"temperature": 1.0, "logprobs": True}, trajectory))
+    if queue.status.get(prompt["uid"], [])[-1:] != ["finished"]:
+        raise SystemExit(f"run_verl.py --dry-run: the group failed ({queue.status})")
+    rows = [queue.rows[k] for k in sorted(queue.rows)]
+    width = max(len(r["responses"]) for r in rows)
+    mask = torch.zeros((len(rows), width))
+    scores = torch.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        mask[i, : len(r["responses"])] = 1
+        scores[i, len(r["responses"]) - 1] = float(r["rm_scores"].sum())
     adv, _ = compute_grpo_outcome_advantage(
-        scores, mask, np.array(["dry"] * len(outs), dtype=object)
+        scores, mask, np.array([prompt["uid"]] * len(rows), dtype=object)
     )
+    evr = [r["extra_fields"].get("medgym_evr") or {} for r in rows]
     summary = {
         "dataset_class": type(ds).__name__,
         "train_rows": len(ds),
         "tools": [t.name for t in tools],
-        "episodes": len(outs),
-        "turns": [o.num_turns for o in outs],
-        "rewards": result.rewards,
+        "agent_loop": agent["name"],
+        "evr": (agent.get("evr") or {}).get("mode", "off"),
+        "episodes": len(rows),
+        "turns": [int(r["num_turns"]) for r in rows],
+        "rewards": [float(s.sum()) for s in scores],
         "advantage_abs_mean": float(adv.abs().mean()),
+        "evr_fires": sum(e.get("fires", 0.0) for e in evr),
+        "evr_branches": sum(e.get("branches", 0.0) for e in evr),
+        "server_calls": server.calls,
+        "metrics_dir": cfg.medgym.metrics_dir,
     }
     logger.info("dry run ok: %s", summary)
     return summary
@@ -209,20 +220,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     p = argparse.ArgumentParser(description="train a medgym agent with verl")
     p.add_argument("--config", default="grpo_qwen2_5_vl_7b", choices=shipped_configs())
     p.add_argument("--dry-run", action="store_true", help="CPU checks only, no training")
-    p.add_argument("--episodes", type=int, default=2, help="agent-loop episodes in --dry-run")
+    p.add_argument(
+        "--episodes", type=int, default=4, help="rollout.n of the --dry-run group (its leaves)"
+    )
     p.add_argument("overrides", nargs="*", help="hydra overrides, key=value")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from medgym.errors import ConfigError
+
     try:
         cfg = compose(a.config, a.overrides)
     except (HydraException, OmegaConfBaseException) as e:
         raise SystemExit(f"run_verl.py: cannot compose config {a.config!r}: {e}") from e
-    if a.dry_run:
-        return dry_run(cfg, episodes=a.episodes)
-    train(cfg)
+    try:
+        if a.dry_run:
+            return dry_run(cfg, episodes=a.episodes)
+        train(cfg)
+    except ConfigError as e:
+        raise SystemExit(f"run_verl.py: {e}") from e
     return None
 
 

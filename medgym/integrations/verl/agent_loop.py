@@ -9,6 +9,14 @@ Token safety: an observation whose tokens would overflow ``rollout.response_leng
 episode before it is merged, so a sequence is never cut inside image placeholder tokens; the
 session's ``max_images`` caps images per trajectory and the profile's view size caps pixels.
 
+EVR (``evr:`` in the registry entry, :class:`~medgym.agents.evr.EVRConfig` fields): each
+generated turn is scored by its decision tokens' surprisal (:mod:`medgym.integrations.verl.evr`).
+Reground mode runs here: a fired answer is withheld (its tokens stay as context with mask 0, as
+in-process injected turns carry no token ids), the look-again instruction is appended as a user
+turn and the episode goes on. Branch mode needs the TQ worker, which sets :attr:`tree`: a fired
+turn hands copies of its pre-turn state to the tree, which resumes each as a new episode whose
+first turn is resampled at ``branch_temperature``.
+
 Register with ``actor_rollout_ref.rollout.agent.agent_loop_config_path`` pointing at
 ``training/configs/verl/agent_loop.yaml``; rows select it with ``agent_name: medgym_agent``.
 The output's ``extra_fields`` carry ``medgym_trajectory`` (the trajectory as JSON: views in
@@ -25,11 +33,24 @@ from PIL import Image
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
 
+from medgym.agents.evr import RolloutSignal, token_values
 from medgym.core.sample import Sample
 from medgym.envs.config import Penalties, SessionConfig
 from medgym.envs.session import EpisodeSession, StepResult
 from medgym.errors import ConfigError
 from medgym.integrations.verl import AGENT_NAME
+from medgym.integrations.verl.evr import (
+    EVR_KEY,
+    HOT_KEY,
+    SIGNAL_KEY,
+    BranchTree,
+    copy_agent_data,
+    engine_for,
+    evr_config_from,
+    fork_agent_data,
+    new_counters,
+    token_generation,
+)
 from medgym.integrations.verl.tools import SESSION_KEY, remote_registry
 from medgym.tools import ToolConfig
 
@@ -47,6 +68,9 @@ logger = logging.getLogger(__name__)
 TRAJECTORY_KEY = "medgym_trajectory"
 #: ``extra_fields`` key of the last step (internal, removed before output).
 STEP_KEY = "_medgym_step"
+#: ``extra_fields`` key of the answer reground mode withheld (internal).
+_REJECTED_KEY = "_medgym_rejected"
+_INTERNAL = (STEP_KEY, SIGNAL_KEY, HOT_KEY, _REJECTED_KEY)
 
 
 def observation_message(session: EpisodeSession, step: StepResult) -> tuple[dict[str, Any], list]:
@@ -94,6 +118,8 @@ class MedgymAgentLoop(ToolAgentLoop):
         session_config: Keyword arguments of :class:`SessionConfig` (tools, budgets, ...).
         profile: Model profile name (box convention, view sizes, prompt layout).
         tool_server_url: Run the tools on this medgym tool server instead of in-process.
+        evr: :class:`~medgym.agents.evr.EVRConfig` fields (``mode: reground`` or ``branch``);
+            none or ``mode: off`` turns EVR off.
         **kwargs: verl's agent-loop arguments (trainer config, server manager, tokenizer, ...).
     """
 
@@ -103,13 +129,23 @@ class MedgymAgentLoop(ToolAgentLoop):
         session_config: dict[str, Any] | None = None,
         profile: str = "qwen2.5-vl",
         tool_server_url: str | None = None,
+        evr: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.session_config = session_config_from(session_config)
         self.profile = profile
         self.tool_server_url = tool_server_url
+        self.evr = evr_config_from(evr)
+        self.engine = engine_for(self.evr) if self.evr is not None else None
+        #: Set by the TQ worker in branch mode: where fired turns send their forks.
+        self.tree: BranchTree | None = None
         self._sample: Sample | None = None
+        self._resume: AgentData | None = None
+
+    def resume_from(self, snapshot: AgentData) -> None:
+        """Run a fork: continue from ``snapshot`` (a pre-turn state) instead of the prompt."""
+        self._resume = snapshot
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         """Run one episode of the row's sample (``extra_info.sample``)."""
@@ -122,7 +158,15 @@ class MedgymAgentLoop(ToolAgentLoop):
         self._sample = Sample.model_validate_json(raw) if isinstance(raw, str) else Sample(**raw)
         output = await super().run(sampling_params, **kwargs)
         session = output.extra_fields.pop(SESSION_KEY, None)
-        output.extra_fields.pop(STEP_KEY, None)
+        rejected = output.extra_fields.get(_REJECTED_KEY)
+        for key in _INTERNAL:
+            output.extra_fields.pop(key, None)
+        if self.engine is not None and isinstance(session, EpisodeSession):
+            counters = output.extra_fields.setdefault(EVR_KEY, new_counters())
+            if rejected is not None:
+                accuracy = session.reward_parts.get("accuracy", 0.0)
+                self.engine.stats.record_flip(rejected, session.answer, accuracy)
+                counters["flipped"] = float(rejected != session.answer)
         if isinstance(session, EpisodeSession):
             traj = session.trajectory()
             output.extra_fields[TRAJECTORY_KEY] = traj.model_dump_json()
@@ -147,7 +191,11 @@ class MedgymAgentLoop(ToolAgentLoop):
     async def _handle_pending_state(
         self, agent_data: AgentData, sampling_params: dict[str, Any]
     ) -> AgentState:
-        """Tokenize the prompt; the tools are described by medgym's system prompt."""
+        """Tokenize the prompt (the tools are in medgym's system prompt), or resume a fork."""
+        if self._resume is not None:
+            snapshot, self._resume = self._resume, None
+            vars(agent_data).update(vars(snapshot))
+            return AgentState.GENERATING
         self._session(agent_data)
         agent_data._active_tool_schemas = None  # type: ignore[attr-defined]
         return await super()._handle_pending_state(agent_data, sampling_params)
@@ -158,8 +206,11 @@ class MedgymAgentLoop(ToolAgentLoop):
         sampling_params: dict[str, Any],
         ignore_termination: bool = False,
     ) -> AgentState:
-        """Generate one turn, then apply it to the session."""
+        """Generate one turn, score it for EVR, then apply it to the session."""
         session = self._session(agent_data)
+        if agent_data.extra_fields.pop(HOT_KEY, False) and self.evr is not None:
+            sampling_params = {**sampling_params, "temperature": self.evr.branch_temperature}
+        before_turn = copy_agent_data(agent_data) if self.tree is not None else None
         output = await self.server_manager.generate(
             request_id=agent_data.request_id,
             prompt_ids=agent_data.prompt_ids,
@@ -178,6 +229,7 @@ class MedgymAgentLoop(ToolAgentLoop):
                 agent_data.extra_fields[key] = value
         agent_data.assistant_turns += 1
         agent_data.response_ids = list(output.token_ids)
+        generated_from = len(agent_data.response_mask)
         merge, mask, logprobs = await self.ct_merge_assistant_token(
             agent_data.prompt_ids,
             agent_data.response_ids,
@@ -192,10 +244,31 @@ class MedgymAgentLoop(ToolAgentLoop):
         if logprobs is not None:
             agent_data.response_logprobs = logprobs
         tokenizer: Any = self.tokenizer  # verl annotates the class, not the instance
-        text = tokenizer.decode(output.token_ids, skip_special_tokens=True)
-        step = session.apply_turn(
-            text, token_ids=list(output.token_ids), token_logprobs=output.log_probs
-        )
+        ids = list(output.token_ids)
+        if self.engine is not None and self.evr is not None:
+            gen = token_generation(tokenizer, ids, output.log_probs)
+            text = gen.text
+            fired, signal_before = self._score(agent_data, gen)
+            counters = agent_data.extra_fields[EVR_KEY]
+            if (
+                fired
+                and self.evr.mode == "reground"
+                and self.engine.should_reground(session, text, int(counters["regrounds"]))
+            ):
+                return await self._withhold(agent_data, session, text, generated_from)
+            if fired and self.tree is not None and before_turn is not None:
+                turn = len(session.turns)
+                counters["branches"] += self.tree.branch(
+                    lambda j: fork_agent_data(
+                        before_turn,
+                        session=session.fork(f"{session.trajectory_id}.b{turn}-{j}"),
+                        signal=signal_before.copy(),
+                        session_key=SESSION_KEY,
+                    )
+                )
+        else:
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+        step = session.apply_turn(text, token_ids=ids, token_logprobs=output.log_probs)
         agent_data.turn_scores.append(step.reward)
         agent_data.messages.append({"role": "assistant", "content": text})
         if session.done:
@@ -206,11 +279,59 @@ class MedgymAgentLoop(ToolAgentLoop):
         agent_data.extra_fields[STEP_KEY] = step
         return AgentState.PROCESSING_TOOLS
 
+    def _score(self, agent_data: AgentData, gen: Any) -> tuple[bool, RolloutSignal]:
+        """EVR's verdict on a generated turn, and the rollout's signal from before it."""
+        if self.engine is None or self.evr is None:
+            raise ConfigError("_score needs EVR on")
+        counters = agent_data.extra_fields.setdefault(EVR_KEY, new_counters())
+        signal = agent_data.extra_fields.setdefault(SIGNAL_KEY, RolloutSignal())
+        before = signal.copy()
+        if token_values(gen, self.evr.source) is not None:
+            counters["turns_scored"] += 1
+        elif not counters["turns_scored"]:
+            logger.warning(
+                "EVR is on but the server returned no log-probabilities; set "
+                "actor_rollout_ref.rollout.calculate_log_probs=true"
+            )
+        fired = self.engine.score(signal, gen)
+        counters["fires"] += fired
+        return fired, before
+
+    async def _withhold(
+        self, agent_data: AgentData, session: EpisodeSession, text: str, generated_from: int
+    ) -> AgentState:
+        """Reground: keep the fired answer as context only and ask the model to look again."""
+        if self.engine is None or self.evr is None:
+            raise ConfigError("_withhold needs EVR on")
+        agent_data.extra_fields[_REJECTED_KEY] = self.engine.withhold(session, text)
+        agent_data.extra_fields[EVR_KEY]["regrounds"] += 1
+        # not trained on: the withheld answer's tokens become context (mask 0)
+        for i in range(generated_from, len(agent_data.response_mask)):
+            agent_data.response_mask[i] = 0
+        agent_data.turn_scores.append(0.0)
+        agent_data.messages.append({"role": "assistant", "content": text})
+        message = {"role": "user", "content": self.evr.reground_text}
+        if not await self._append_context(agent_data, message, []):
+            return AgentState.TERMINATED
+        return AgentState.GENERATING
+
     async def _handle_processing_tools_state(self, agent_data: AgentData) -> AgentState:
         """Append the session's observation (text and crops) to the token stream."""
         session = self._session(agent_data)
         step: StepResult = agent_data.extra_fields.pop(STEP_KEY)
         message, images = observation_message(session, step)
+        if not await self._append_context(agent_data, message, images):
+            return AgentState.TERMINATED
+        return AgentState.GENERATING
+
+    async def _append_context(
+        self, agent_data: AgentData, message: dict[str, Any], images: list[Any]
+    ) -> bool:
+        """Merge a context message (mask 0) into the token stream; ``False`` if it would overflow.
+
+        An overflowing message is not merged at all, so a sequence never ends inside image
+        placeholder tokens.
+        """
         self._assert_mm_supported(bool(images))
         previous = list(agent_data.messages)
         updated = [*previous, message]
@@ -223,9 +344,8 @@ class MedgymAgentLoop(ToolAgentLoop):
             tools=None,  # type: ignore[arg-type]  # verl's own default: tools rendered already
         )
         if len(mask) >= self.response_length:
-            # Merging would overflow: stop before it, never cutting inside image tokens.
-            logger.info("observation would overflow response_length; ending the episode")
-            return AgentState.TERMINATED
+            logger.info("context message would overflow response_length; ending the episode")
+            return False
         agent_data.messages = updated
         agent_data.prompt_ids = merge.token_ids
         agent_data.response_mask = mask
@@ -234,4 +354,4 @@ class MedgymAgentLoop(ToolAgentLoop):
         if images:
             agent_data.image_data = [*(agent_data.image_data or []), *images]
         agent_data.user_turns += 1
-        return AgentState.GENERATING
+        return True

@@ -9,6 +9,7 @@ vision patch), so the images are taken from the messages as they are, in order. 
 from __future__ import annotations
 
 import io
+import threading
 from typing import Any
 
 from PIL import Image
@@ -18,10 +19,16 @@ from medgym.errors import ConfigError
 
 __all__ = ["MedgymRLHFDataset", "message_images"]
 
+# verl hands the same prompt (and its image objects) to the n sessions of a uid, which decode
+# them concurrently in executor threads: a lazily opened PIL image must be decoded only once.
+_DECODE_LOCK = threading.Lock()
+
 
 def _as_pil(item: dict[str, Any]) -> Image.Image:
     image = item.get("image")
     if isinstance(image, Image.Image):
+        with _DECODE_LOCK:
+            image.load()
         return image.convert("RGB")
     if isinstance(image, (bytes, bytearray)):
         return Image.open(io.BytesIO(image)).convert("RGB")

@@ -20,87 +20,32 @@ from medgym.integrations.verl.testing import ScriptedServer
 ZOOM = '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [0, 0, 224, 224]}}</tool_call>'
 
 
-def _trainer_config(response_length: int = 4096) -> Any:
-    from omegaconf import OmegaConf
+@pytest.fixture()
+def episode(tiny_processor: Any, make_loop: Any, row_kwargs: Any, samples: list[Sample]) -> Any:
+    """``episode(texts, response_length=4096, server=None, **loop_kw)`` on samples[0]."""
 
-    multi_turn = {
-        "max_user_turns": 8,
-        "max_assistant_turns": 8,
-        "max_parallel_calls": 3,
-        "max_tool_response_length": 512,
-        "tool_response_truncate_side": "middle",
-        "format": "hermes",
-    }
-    return OmegaConf.create(
-        {
-            "actor_rollout_ref": {
-                "rollout": {
-                    "multi_turn": multi_turn,
-                    "prompt_length": 4096,
-                    "response_length": response_length,
-                    "full_determinism": False,
-                }
-            },
-            "data": {},
-        }
-    )
+    def run(
+        texts: list[str],
+        response_length: int = 4096,
+        server: ScriptedServer | None = None,
+        **loop_kw: Any,
+    ) -> tuple[Any, ScriptedServer]:
+        srv = server or ScriptedServer(tiny_processor.tokenizer, texts)
 
+        async def go() -> Any:
+            # verl's agent loop binds to the running event loop when it is built
+            loop = make_loop(srv, response_length, **loop_kw)
+            return await loop.run({"temperature": 1.0}, **row_kwargs(samples[0]))
 
-def _episode(
-    processor: Any,
-    sample: Sample,
-    texts: list[str],
-    response_length: int = 4096,
-    server: ScriptedServer | None = None,
-    **loop_kw: Any,
-) -> tuple[Any, ScriptedServer]:
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+        return asyncio.run(go()), srv
 
-    from medgym.integrations.verl.dataset import MedgymRLHFDataset as RLHFDataset
-
-    cfg = _trainer_config(response_length)
-    server = server or ScriptedServer(processor.tokenizer, texts)
-    row = sample_to_row(sample, 0, data_source="synthetic")
-    import io
-
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
-    user = row["prompt"][1]["content"].replace("<image>", "")
-    raw_prompt = [
-        row["prompt"][0],
-        {
-            "role": "user",
-            "content": [{"type": "image", "image": image}, {"type": "text", "text": user}],
-        },
-    ]
-
-    async def go() -> Any:
-        # verl's agent loop binds to the running event loop when it is built
-        loop = MedgymAgentLoop(
-            trainer_config=DictConfigWrap(cfg),
-            server_manager=server,
-            tokenizer=processor.tokenizer,
-            processor=processor,
-            dataset_cls=RLHFDataset,
-            data_config=DictConfigWrap(cfg.data),
-            hf_model_type="qwen2_5_vl",
-            **loop_kw,
-        )
-        return await loop.run(
-            {"temperature": 1.0},
-            raw_prompt=raw_prompt,
-            extra_info=row["extra_info"],
-            tools_kwargs={},
-        )
-
-    return asyncio.run(go()), server
+    return run
 
 
 def test_multi_turn_zoom_puts_the_crop_in_the_next_prompt(
-    tiny_processor: Any, samples: list[Sample]
+    tiny_processor: Any, samples: list[Sample], episode: Any
 ) -> None:
-    out, server = _episode(tiny_processor, samples[0], [ZOOM, "<answer>left</answer>"])
+    out, server = episode([ZOOM, "<answer>left</answer>"])
     assert len(server.calls) == 2
     assert [len(c["images"]) for c in server.calls] == [1, 2]
     pad = tiny_processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
@@ -117,9 +62,9 @@ def test_multi_turn_zoom_puts_the_crop_in_the_next_prompt(
 
 
 def test_turn_without_call_or_answer_gets_the_env_error_and_goes_on(
-    tiny_processor: Any, samples: list[Sample]
+    tiny_processor: Any, samples: list[Sample], episode: Any
 ) -> None:
-    out, server = _episode(tiny_processor, samples[0], ["I think so.", "<answer>right</answer>"])
+    out, server = episode(["I think so.", "<answer>right</answer>"])
     assert len(server.calls) == 2
     traj = Trajectory.model_validate_json(out.extra_fields[TRAJECTORY_KEY])
     assert "no tool call or answer" in traj.turns[0].observation
@@ -128,28 +73,30 @@ def test_turn_without_call_or_answer_gets_the_env_error_and_goes_on(
     assert "no tool call or answer" in tiny_processor.tokenizer.decode(out.response_ids)
 
 
-def test_turn_budget_truncates(tiny_processor: Any, samples: list[Sample]) -> None:
-    out, server = _episode(tiny_processor, samples[0], [ZOOM], session_config={"max_turns": 2})
+def test_turn_budget_truncates(tiny_processor: Any, samples: list[Sample], episode: Any) -> None:
+    out, server = episode([ZOOM], session_config={"max_turns": 2})
     traj = Trajectory.model_validate_json(out.extra_fields[TRAJECTORY_KEY])
     assert len(server.calls) == 2 and traj.truncated and traj.answer is None
 
 
-def test_overflow_stops_before_an_image_is_cut(tiny_processor: Any, samples: list[Sample]) -> None:
-    out, server = _episode(
-        tiny_processor, samples[0], [ZOOM, "<answer>left</answer>"], response_length=48
-    )
+def test_overflow_stops_before_an_image_is_cut(
+    tiny_processor: Any, samples: list[Sample], episode: Any
+) -> None:
+    out, server = episode([ZOOM, "<answer>left</answer>"], response_length=48)
     assert len(server.calls) == 1
     assert len(out.multi_modal_data["images"]) == 1
     pad = tiny_processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert pad not in out.response_ids
 
 
-def test_row_without_sample_is_refused(tiny_processor: Any, samples: list[Sample]) -> None:
+def test_row_without_sample_is_refused(
+    tiny_processor: Any, samples: list[Sample], verl_config: Any
+) -> None:
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap
 
     from medgym.integrations.verl.dataset import MedgymRLHFDataset as RLHFDataset
 
-    cfg = _trainer_config()
+    cfg = verl_config()
 
     async def go() -> None:
         loop = MedgymAgentLoop(
@@ -167,7 +114,7 @@ def test_row_without_sample_is_refused(tiny_processor: Any, samples: list[Sample
 
 
 def test_stock_tool_agent_loop_runs_the_yaml_tools(
-    tiny_processor: Any, samples: list[Sample]
+    tiny_processor: Any, samples: list[Sample], verl_config: Any
 ) -> None:
     """verl's own ToolAgentLoop with the BaseTool adapters: the crop reaches the next prompt."""
     from pathlib import Path
@@ -180,7 +127,7 @@ def test_stock_tool_agent_loop_runs_the_yaml_tools(
 
     yaml_path = Path(__file__).resolve().parents[3] / "tools" / "verl_zoom.yaml"
     tools = initialize_tools_from_config(str(yaml_path))
-    cfg = _trainer_config()
+    cfg = verl_config()
     server = ScriptedServer(tiny_processor.tokenizer, [ZOOM, "<answer>left</answer>"])
     row = sample_to_row(samples[0], 0, data_source="synthetic")
     prompt = [row["prompt"][0], {"role": "user", "content": "What side?"}]
@@ -206,7 +153,7 @@ def test_stock_tool_agent_loop_runs_the_yaml_tools(
     assert out.extra_fields["tool_rewards"] == [0.0]
 
 
-def test_registry_entry_instantiates_through_hydra(tiny_processor: Any) -> None:
+def test_registry_entry_instantiates_through_hydra(tiny_processor: Any, verl_config: Any) -> None:
     """The shipped agent_loop.yaml entry, built the way verl's worker builds it."""
     from pathlib import Path
 
@@ -218,7 +165,7 @@ def test_registry_entry_instantiates_through_hydra(tiny_processor: Any) -> None:
 
     path = Path(__file__).resolve().parents[3] / "training" / "configs" / "verl" / "agent_loop.yaml"
     entry = yaml.safe_load(path.read_text())[0]
-    cfg = _trainer_config()
+    cfg = verl_config()
 
     async def go() -> Any:
         return hydra.utils.instantiate(
@@ -240,7 +187,7 @@ def test_registry_entry_instantiates_through_hydra(tiny_processor: Any) -> None:
 
 
 def test_staleness_fields_from_the_server_are_kept(
-    tiny_processor: Any, samples: list[Sample]
+    tiny_processor: Any, samples: list[Sample], episode: Any
 ) -> None:
     class StepServer(ScriptedServer):
         async def generate(self, **kw: Any) -> Any:
@@ -249,6 +196,6 @@ def test_staleness_fields_from_the_server_are_kept(
             return out
 
     server = StepServer(tiny_processor.tokenizer, [ZOOM, "<answer>left</answer>"])
-    out, _ = _episode(tiny_processor, samples[0], [], server=server)
+    out, _ = episode([], server=server)
     assert out.extra_fields["min_global_steps"] == 3
     assert out.extra_fields["max_global_steps"] == 5

@@ -86,3 +86,27 @@ def test_dry_run(run_verl: ModuleType) -> None:
     assert summary["tools"] == ["zoom_in", "crop", "reground"]
     assert summary["episodes"] == 2 and all(t >= 2 for t in summary["turns"])
     assert len(summary["rewards"]) == 2
+
+
+def test_dry_run_grows_a_branch_tree_of_n_leaves(run_verl: ModuleType) -> None:
+    from medgym.integrations.verl.metrics import read_records
+
+    summary = run_verl.main(["--dry-run", "--config", "grpo_qwen2_5_vl_7b_evr", "--episodes", "4"])
+    assert summary["agent_loop"] == "medgym_agent_branch" and summary["evr"] == "branch"
+    assert summary["episodes"] == 4 and len(summary["rewards"]) == 4
+    # each fork re-generates from its branch point: never fewer calls than the roots' turns
+    assert summary["server_calls"] >= 4 + summary["evr_branches"]
+    (record,) = read_records(summary["metrics_dir"])
+    assert record["n"] == 4 and record["branched"] is True and "evr/fire_rate" in record
+
+
+def test_evr_without_logprobs_is_a_clear_exit(run_verl: ModuleType) -> None:
+    with pytest.raises(SystemExit, match=r"calculate_log_probs=true"):
+        run_verl.main(
+            [
+                "--dry-run",
+                "--config",
+                "grpo_qwen2_5_vl_7b_evr",
+                "actor_rollout_ref.rollout.calculate_log_probs=false",
+            ]
+        )

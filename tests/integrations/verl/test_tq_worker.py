@@ -52,12 +52,18 @@ class _Base:
         self, prompt: dict, sampling_params: dict, trajectory: dict, trace: bool = False
     ) -> None:
         tasks = [
-            asyncio.create_task(self._run_agent_loop(uid=prompt["uid"], session_id=i))
+            asyncio.create_task(
+                self._run_agent_loop(
+                    sampling_params, trajectory, agent_name="x", uid=prompt["uid"], session_id=i
+                )
+            )
             for i in range(len(self.answers))
         ]
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run_agent_loop(self, **kwargs: Any) -> Any:
+    async def _run_agent_loop(
+        self, sampling_params: dict, trajectory: dict, *, agent_name: str, **kwargs: Any
+    ) -> Any:
         i = kwargs["session_id"]
         await asyncio.sleep(0.01 * (len(self.answers) - i))
         if i == self.fail:
