@@ -115,23 +115,24 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Print the per-step summary of a run's medgym metrics."""
+    """Print the per-step summary of a run's medgym metrics (metrics as rows, steps as columns)."""
     from rich.console import Console
     from rich.table import Table
 
     p = argparse.ArgumentParser(description="per-step medgym metrics of a verl run")
     p.add_argument("metrics_dir", help="the run's medgym.metrics_dir")
+    p.add_argument("--last", type=int, default=8, help="show the last N steps (default 8)")
     a = p.parse_args(argv)
-    rows = summarize(read_records(a.metrics_dir))
+    rows = summarize(read_records(a.metrics_dir))[-max(1, a.last) :]
     if not rows:
         raise SystemExit(f"no group records (groups-*.jsonl) under {a.metrics_dir}")
-    table = Table(title=f"medgym metrics: {a.metrics_dir}")
-    for col in ("step", "groups", *SUMMARY_KEYS):
-        table.add_column(col, justify="right")
+    table = Table(title="medgym metrics per step", caption=str(a.metrics_dir))
+    table.add_column("metric")
     for row in rows:
-        cells = [f"{'val ' if row['validate'] else ''}{row['step']}", str(row["groups"])]
-        cells += ["-" if row[k] is None else f"{row[k]:.3f}" for k in SUMMARY_KEYS]
-        table.add_row(*cells)
+        table.add_column(f"{'val ' if row['validate'] else ''}{row['step']}", justify="right")
+    table.add_row("groups", *(str(row["groups"]) for row in rows))
+    for key in SUMMARY_KEYS:
+        table.add_row(key, *("-" if row[key] is None else f"{row[key]:.3f}" for row in rows))
     Console().print(table)
 
 
