@@ -103,3 +103,19 @@ def test_real_classes_subclass_verl() -> None:
 
     assert issubclass(MedgymAgentLoopManagerTQ, AgentLoopManagerTQ)
     assert GroupRewardMixin in MedgymAgentLoopWorkerTQ.__mro__
+
+
+def test_the_configured_manager_class_builds_medgym_workers() -> None:
+    """What verl's TaskRunnerV1 does with rollout.agent.agent_loop_manager_class."""
+    from pathlib import Path
+
+    from verl.utils.import_utils import load_class_from_fqn
+
+    base = (
+        Path(__file__).resolve().parents[3] / "training" / "configs" / "verl" / "medgym_base.yaml"
+    )
+    fqn = OmegaConf.load(base).actor_rollout_ref.rollout.agent.agent_loop_manager_class
+    cls = load_class_from_fqn(fqn, "AgentLoopManager")
+    cfg = OmegaConf.create({"actor_rollout_ref": {"rollout": {}, "model": {}}})
+    manager = cls(cfg, llm_client=None)
+    assert manager.agent_loop_workers_class.__ray_actor_class__ is MedgymAgentLoopWorkerTQ
