@@ -32,6 +32,7 @@ from typing import Any
 from PIL import Image
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
+from verl.utils.profiler import simple_timer
 
 from medgym.agents.evr import RolloutSignal, token_values
 from medgym.core.sample import Sample
@@ -211,16 +212,17 @@ class MedgymAgentLoop(ToolAgentLoop):
         if agent_data.extra_fields.pop(HOT_KEY, False) and self.evr is not None:
             sampling_params = {**sampling_params, "temperature": self.evr.branch_temperature}
         before_turn = copy_agent_data(agent_data) if self.tree is not None else None
-        output = await self.server_manager.generate(
-            request_id=agent_data.request_id,
-            prompt_ids=agent_data.prompt_ids,
-            sampling_params=sampling_params,
-            image_data=agent_data.image_data,
-            video_data=agent_data.video_data,
-            mm_processor_output=agent_data.mm_processor_output,
-            audio_data=agent_data.audio_data,
-            mm_processor_kwargs=agent_data.mm_processor_kwargs,
-        )
+        with simple_timer("generate_sequences", agent_data.metrics):
+            output = await self.server_manager.generate(
+                request_id=agent_data.request_id,
+                prompt_ids=agent_data.prompt_ids,
+                sampling_params=sampling_params,
+                image_data=agent_data.image_data,
+                video_data=agent_data.video_data,
+                mm_processor_output=agent_data.mm_processor_output,
+                audio_data=agent_data.audio_data,
+                mm_processor_kwargs=agent_data.mm_processor_kwargs,
+            )
         preempted = output.num_preempted if output.num_preempted is not None else 0
         agent_data.metrics["num_preempted"] = agent_data.metrics.get("num_preempted", 0) + preempted
         # verl's staleness tags: the first turn's fields, and the latest max_global_steps
@@ -254,8 +256,9 @@ class MedgymAgentLoop(ToolAgentLoop):
                 fired
                 and self.evr.mode == "reground"
                 and self.engine.should_reground(session, text, int(counters["regrounds"]))
+                and await self._withhold(agent_data, session, text, generated_from)
             ):
-                return await self._withhold(agent_data, session, text, generated_from)
+                return AgentState.GENERATING
             if fired and self.tree is not None and before_turn is not None:
                 turn = len(session.turns)
                 counters["branches"] += self.tree.branch(
@@ -299,21 +302,28 @@ class MedgymAgentLoop(ToolAgentLoop):
 
     async def _withhold(
         self, agent_data: AgentData, session: EpisodeSession, text: str, generated_from: int
-    ) -> AgentState:
-        """Reground: keep the fired answer as context only and ask the model to look again."""
+    ) -> bool:
+        """Reground: keep the fired answer as context only and ask the model to look again.
+
+        Returns:
+            ``False`` (and nothing changed) when the look-again turn would overflow the
+            response budget: the answer then stands.
+        """
         if self.engine is None or self.evr is None:
             raise ConfigError("_withhold needs EVR on")
-        agent_data.extra_fields[_REJECTED_KEY] = self.engine.withhold(session, text)
-        agent_data.extra_fields[EVR_KEY]["regrounds"] += 1
-        # not trained on: the withheld answer's tokens become context (mask 0)
-        for i in range(generated_from, len(agent_data.response_mask)):
-            agent_data.response_mask[i] = 0
-        agent_data.turn_scores.append(0.0)
+        generated_to = len(agent_data.response_mask)
         agent_data.messages.append({"role": "assistant", "content": text})
         message = {"role": "user", "content": self.evr.reground_text}
         if not await self._append_context(agent_data, message, []):
-            return AgentState.TERMINATED
-        return AgentState.GENERATING
+            agent_data.messages.pop()
+            return False
+        agent_data.extra_fields[_REJECTED_KEY] = self.engine.withhold(session, text)
+        agent_data.extra_fields[EVR_KEY]["regrounds"] += 1
+        # not trained on: the withheld answer's tokens become context (mask 0)
+        for i in range(generated_from, generated_to):
+            agent_data.response_mask[i] = 0
+        agent_data.turn_scores.append(0.0)
+        return True
 
     async def _handle_processing_tools_state(self, agent_data: AgentData) -> AgentState:
         """Append the session's observation (text and crops) to the token stream."""

@@ -85,6 +85,22 @@ def test_reground_needs_room_for_a_tool_call(
     assert len(server.calls) == 1 and out.extra_fields[EVR_KEY]["regrounds"] == 0
 
 
+def test_reground_that_would_overflow_the_response_budget_lets_the_answer_stand(
+    tiny_processor: Any, make_loop: Any, row_kwargs: Any, samples: list[Sample]
+) -> None:
+    server = ScriptedServer(tiny_processor.tokenizer, ["<answer>right</answer>"], logprob=UNSURE)
+    out = _run(
+        make_loop, row_kwargs, samples[0], server, response_length=30,
+        evr={"mode": "reground", **EVR},
+    )  # fmt: skip
+    assert len(server.calls) == 1
+    counters = out.extra_fields[EVR_KEY]
+    assert counters["fires"] == 1 and counters["regrounds"] == 0
+    traj = Trajectory.model_validate_json(out.extra_fields[TRAJECTORY_KEY])
+    assert traj.answer == "right" and not any(t.injected for t in traj.turns)
+    assert all(out.response_mask)
+
+
 def test_without_logprobs_evr_never_fires_and_says_why(
     tiny_processor: Any,
     make_loop: Any,
