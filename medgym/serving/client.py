@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from medgym.core.images import ImageRef
 from medgym.core.view import ViewSpec
-from medgym.errors import ConfigError, DatasetError, MedGymError, ToolError
+from medgym.errors import ConfigError, DatasetError, InvalidBBoxError, MedGymError, ToolError
 from medgym.serving.encoding import MEDIA_TYPES, decode_pixels
 from medgym.serving.schemas import (
     EncodedImage,
@@ -63,6 +63,14 @@ def decode_image(image: EncodedImage) -> np.ndarray:
     return decode_pixels(base64.b64decode(image.data), image.encoding, tuple(image.shape))
 
 
+#: (status, ``error`` name) -> the medgym error raised again on the client, subclasses included
+#: (a box outside the image is an ``InvalidBBoxError``, a ``ToolError`` the session handles).
+_ERRORS: dict[tuple[int, str], type[MedGymError]] = {
+    **{(422, c.__name__): c for c in (ToolError, InvalidBBoxError, ConfigError)},
+    (400, DatasetError.__name__): DatasetError,
+}
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
@@ -71,12 +79,9 @@ def _raise_for(response: httpx.Response) -> None:
         detail, error = str(body.get("detail", response.text)), str(body.get("error", ""))
     except ValueError:
         detail, error = response.text[:500], ""
-    if response.status_code == 422 and error == "ToolError":
-        raise ToolError(detail)
-    if response.status_code == 422 and error == "ConfigError":
-        raise ConfigError(detail)
-    if response.status_code == 400 and error == "DatasetError":
-        raise DatasetError(detail)
+    cls = _ERRORS.get((response.status_code, error))
+    if cls is not None:
+        raise cls(detail)
     raise ToolServerError(f"HTTP {response.status_code}: {detail}", response.status_code)
 
 
