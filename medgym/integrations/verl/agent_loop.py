@@ -25,6 +25,7 @@ original pixels for CCA, answer, metrics) and ``medgym_reward_parts``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -52,7 +53,7 @@ from medgym.integrations.verl.evr import (
     new_counters,
     token_generation,
 )
-from medgym.integrations.verl.tools import SESSION_KEY, remote_registry
+from medgym.integrations.verl.tools import SESSION_KEY, remote_registry, shared_client
 from medgym.tools import ToolConfig
 
 __all__ = [
@@ -182,10 +183,7 @@ class MedgymAgentLoop(ToolAgentLoop):
                 raise ConfigError("MedgymAgentLoop.run sets the sample before the first turn")
             session = EpisodeSession(self._sample, config=self.session_config, profile=self.profile)
             if self.tool_server_url:
-                from medgym.serving.client import ToolServerClient
-
-                client = ToolServerClient(self.tool_server_url)
-                session.tools = remote_registry(client, session)
+                session.tools = remote_registry(shared_client(self.tool_server_url), session)
             agent_data.extra_fields[SESSION_KEY] = session
         return session
 
@@ -271,7 +269,10 @@ class MedgymAgentLoop(ToolAgentLoop):
                 )
         else:
             text = tokenizer.decode(ids, skip_special_tokens=True)
-        step = session.apply_turn(text, token_ids=ids, token_logprobs=output.log_probs)
+        # tools and renders off the event loop: a worker runs many episodes concurrently
+        step = await asyncio.to_thread(
+            session.apply_turn, text, token_ids=ids, token_logprobs=output.log_probs
+        )
         agent_data.turn_scores.append(step.reward)
         agent_data.messages.append({"role": "assistant", "content": text})
         if session.done:
@@ -329,7 +330,7 @@ class MedgymAgentLoop(ToolAgentLoop):
         """Append the session's observation (text and crops) to the token stream."""
         session = self._session(agent_data)
         step: StepResult = agent_data.extra_fields.pop(STEP_KEY)
-        message, images = observation_message(session, step)
+        message, images = await asyncio.to_thread(observation_message, session, step)
         if not await self._append_context(agent_data, message, images):
             return AgentState.TERMINATED
         return AgentState.GENERATING

@@ -43,6 +43,7 @@ __all__ = [
     "record_response",
     "remote_registry",
     "session_for",
+    "shared_client",
     "tool_config",
     "tool_yaml",
     "verl_schema",
@@ -170,6 +171,23 @@ def record_response(
     return resp, -rec.penalty, metrics
 
 
+_CLIENTS: dict[str, Any] = {}
+
+
+def shared_client(url: str) -> Any:
+    """This process's :class:`~medgym.serving.client.ToolServerClient` for ``url``.
+
+    One pooled client per server and process: agent loops are built per episode, and a client
+    each would open (and leak) a connection pool per episode. httpx clients are thread-safe.
+    """
+    client = _CLIENTS.get(url)
+    if client is None:
+        from medgym.serving.client import ToolServerClient
+
+        client = _CLIENTS[url] = ToolServerClient(url)
+    return client
+
+
 def remote_registry(client: Any, session: EpisodeSession) -> ToolRegistry:
     """The session's tools with their work done by a medgym tool server.
 
@@ -219,12 +237,10 @@ class MedgymTool(BaseTool):
         self.backend = str(self.config.get("backend", "local"))
         self._client: Any = None
         if self.backend == "remote":
-            from medgym.serving.client import ToolServerClient
-
             url = self.config.get("server_url")
             if not url:
                 raise ConfigError("backend 'remote' needs config.server_url")
-            self._client = ToolServerClient(str(url))
+            self._client = shared_client(str(url))
         self._instances: dict[str, dict[str, Any]] = {}
 
     async def create(

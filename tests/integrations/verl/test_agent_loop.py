@@ -199,3 +199,30 @@ def test_staleness_fields_from_the_server_are_kept(
     out, _ = episode([], server=server)
     assert out.extra_fields["min_global_steps"] == 3
     assert out.extra_fields["max_global_steps"] == 5
+
+
+def test_tools_on_a_tool_server_give_the_in_process_episode(
+    tiny_processor: Any, episode: Any, serve_app: Any, tmp_path: Any
+) -> None:
+    """The agent loop with tool_server_url against a real uvicorn: same crops, same texts."""
+    import numpy as np
+
+    pytest.importorskip("fastapi")
+    from medgym.serving import ServerSettings, create_app
+
+    url = serve_app(create_app(ServerSettings(store_dir=tmp_path / "store")))
+    bad = (
+        '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [900, 900, 990, 990]}}</tool_call>'
+    )
+    texts = [ZOOM, bad, "<answer>left</answer>"]
+    local, _ = episode(texts)
+    remote, _ = episode(texts, tool_server_url=url)
+    lt, rt = (
+        Trajectory.model_validate_json(o.extra_fields[TRAJECTORY_KEY]) for o in (local, remote)
+    )
+    assert [t.observation for t in rt.turns] == [t.observation for t in lt.turns]
+    assert rt.views == lt.views and rt.answer == lt.answer == "left"
+    assert rt.metrics == lt.metrics and rt.metrics["tool_errors"] == 1
+    assert remote.response_ids == local.response_ids
+    images = [np.asarray(o.multi_modal_data["images"][1]) for o in (local, remote)]
+    assert np.array_equal(*images)
