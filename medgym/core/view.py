@@ -7,7 +7,9 @@ makes forking an episode cheap (a fork copies specs, never pixels).
 
 The pipeline is crop -> resize -> window -> orient -> RGB. Resizing before windowing keeps the
 per-pixel work proportional to the output, not to the crop (a 2048 px crop rendered at 448 px
-windows 0.2 M pixels, not 4 M).
+windows 0.2 M pixels, not 4 M). :func:`render_native` stops before the last step: a grayscale
+image's view stays one channel (a third of the bytes to cache or send); ``render`` is exactly
+``gray_to_rgb(render_native(...))``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from medgym.core.bbox import BBox
 from medgym.core.images import MedImage, Window
 from medgym.errors import ConfigError
 
-__all__ = ["ViewSpec", "apply_window", "full_view", "render"]
+__all__ = ["ViewSpec", "apply_window", "full_view", "gray_to_rgb", "render", "render_native"]
 
 _RESIZE_NATIVE = (np.uint8, np.uint16, np.int16, np.float32)
 
@@ -152,6 +154,40 @@ def render(image: MedImage, view: ViewSpec) -> np.ndarray:
     Raises:
         ConfigError: If the slice or box does not fit the image.
     """
+    crop = _render(image, view)
+    if crop.shape[2] == 1:
+        return gray_to_rgb(crop)
+    return np.array(crop, order="C", copy=True)  # never hand out the cached image's memory
+
+
+def render_native(image: MedImage, view: ViewSpec) -> np.ndarray:
+    """Render ``view`` in the image's own channels: ``(height, width, 1)`` gray or ``(..., 3)`` RGB.
+
+    The same pixels as :func:`render` without the gray-to-RGB expansion (a grayscale image's
+    view is three equal channels there): ``gray_to_rgb(render_native(im, v))`` equals
+    ``render(im, v)``. The tool server caches and sends this form.
+
+    Example:
+        >>> import numpy as np
+        >>> from medgym.core.images import MedImage
+        >>> im = MedImage(pixels=np.zeros((1, 8, 8, 1), np.uint8))
+        >>> render_native(im, full_view(im, (4, 4))).shape
+        (4, 4, 1)
+
+    Raises:
+        ConfigError: If the slice or box does not fit the image.
+    """
+    return np.array(_render(image, view), order="C", copy=True)
+
+
+def gray_to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """A fresh ``(height, width, 3)`` array from ``(height, width, 1)`` (or 2-D) gray pixels."""
+    gray = pixels[:, :, 0] if pixels.ndim == 3 else pixels
+    return cv2.cvtColor(np.ascontiguousarray(gray), cv2.COLOR_GRAY2RGB)
+
+
+def _render(image: MedImage, view: ViewSpec) -> np.ndarray:
+    """Crop, resize, window and orient; may share memory with ``image`` (callers copy)."""
     s = image.num_slices // 2 if view.slice_index is None else view.slice_index
     if s >= image.num_slices:
         raise ConfigError(f"slice {s} is out of range; the image has {image.num_slices} slices")
@@ -185,6 +221,4 @@ def render(image: MedImage, view: ViewSpec) -> np.ndarray:
         crop = crop[:, ::-1]
     if view.flip_v:
         crop = crop[::-1]
-    if crop.shape[2] == 1:
-        return cv2.cvtColor(np.ascontiguousarray(crop[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    return np.array(crop, order="C", copy=True)  # never hand out the cached image's memory
+    return crop

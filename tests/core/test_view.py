@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medgym.core.images import MedImage, Window
-from medgym.core.view import ViewSpec, apply_window, full_view, render
+from medgym.core.view import ViewSpec, apply_window, full_view, gray_to_rgb, render, render_native
 from medgym.errors import ConfigError
 
 ORIENTATIONS = [
@@ -175,6 +175,35 @@ def test_render_of_uint8_at_native_size_is_the_pixels() -> None:
     out = render(image, ViewSpec(bbox_px=(0, 0, W, H), out_size=(W, H)))
     np.testing.assert_array_equal(out, image.pixels[0])
     assert not np.shares_memory(out, image.pixels)
+
+
+def uint8_gray_image() -> MedImage:
+    ys, xs = np.mgrid[0:H, 0:W]
+    return MedImage.from_array(((xs * 2 + ys) % 256).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("r", "h", "v"), ORIENTATIONS)
+@pytest.mark.parametrize(
+    ("make", "channels", "scale"),
+    [
+        pytest.param(gradient_image, 1, 0.37, id="int16-gray-downscale"),
+        pytest.param(gradient_image, 1, 2.5, id="int16-gray-upscale"),
+        pytest.param(uint8_gray_image, 1, 1.0, id="uint8-gray-native"),
+        pytest.param(coord_image, 3, 0.5, id="rgb-downscale"),
+        pytest.param(coord_image, 3, 1.0, id="rgb-native"),
+    ],
+)
+def test_render_native_is_render_before_the_rgb_expansion(
+    make: object, channels: int, scale: float, r: int, h: bool, v: bool
+) -> None:
+    image = make()  # type: ignore[operator]
+    view = spec((7.0, 3.0, 101.0, 77.0), r, h, v, scale)
+    native = render_native(image, view)
+    assert native.shape == (view.out_size[1], view.out_size[0], channels)
+    assert native.dtype == np.uint8 and native.flags.c_contiguous and native.flags.writeable
+    assert not np.shares_memory(native, image.pixels)
+    rgb = gray_to_rgb(native) if channels == 1 else native
+    np.testing.assert_array_equal(rgb, render(image, view))
 
 
 def test_render_rounds_fractional_boxes_outward() -> None:
