@@ -1,11 +1,19 @@
-"""Tool server throughput: bare ping vs zoom returning raw pixels vs zoom returning PNG.
+"""Tool server throughput: a bare FastAPI ping vs zoom returning raw pixels vs zoom returning PNG.
 
-Zoom calls ask for the pixels as the response body (``Accept`` names the encoding), the result
-JSON riding in a header: one round trip per zoom, no base64.
+Two uvicorn servers on 127.0.0.1 with the same options (``medgym.serving.run.uvicorn_options``:
+workers, httptools and uvloop when installed): a bare FastAPI app with one ``GET /ping`` (the
+baseline every ratio is against) and ``medgym serve``. Debian's ``wrk`` (``apt-get install -y
+wrk``) drives them one at a time with 16 connections; each case reports req/s, p50 and p99, the
+ratio to the bare ping, and the CPU time per request of the server (all its processes) and of
+wrk, from ``/proc`` and ``getrusage``: on a small machine wrk and the server share the cores, and
+these say where they went.
 
-Starts uvicorn on 127.0.0.1 (free port), drives it with Debian's ``wrk`` (``apt-get install -y
-wrk``), 16 connections, and prints req/s, p50 and p99. Then a bounded soak: 16 clients calling
-zoom for ``--soak`` seconds, counting failures and sampling the server's resident memory.
+Zoom calls ask for the pixels as the response body (``Accept`` names the encoding, the result
+JSON rides in a header: one round trip, no base64). "Same view" repeats one call (the rendered
+view comes from the server's LRU); "new view" draws a new box per request, so every call
+renders. Then a bounded soak: 16 Python clients (``ToolServerClient``) calling zoom with new
+boxes for ``--soak`` seconds, counting failed calls and sampling the server's resident memory.
+
 Not run in CI. Usage: ``python benchmarks/bench_server.py --duration 10 --soak 60``.
 """
 
@@ -14,7 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import random
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -27,6 +38,7 @@ from pathlib import Path
 import httpx
 
 from medgym.data import load
+from medgym.errors import MedGymError
 from medgym.serving.encoding import MEDIA_TYPES
 
 LUA = """wrk.method = "POST"
@@ -45,6 +57,32 @@ request = function()
   return wrk.format(nil, nil, nil, head .. box .. tail)
 end
 """
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def bare_app() -> object:
+    """The baseline: a FastAPI app with one endpoint and nothing else."""
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return Response(b"pong", media_type="text/plain")
+
+    return app
+
+
+def serve_bare(port: int, workers: int) -> None:
+    """Run :func:`bare_app` under the options ``medgym serve`` uses."""
+    import uvicorn
+
+    from medgym.serving.run import uvicorn_options
+    from medgym.serving.settings import ServerSettings
+
+    opts = uvicorn_options(ServerSettings(port=port, workers=workers, log_level="warning"))
+    uvicorn.run("bench_server:bare_app", factory=True, app_dir=str(Path(__file__).parent), **opts)
 
 
 def free_port() -> int:
@@ -53,16 +91,61 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn workers are children of the supervisor)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, []))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants so far."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
 def rss_mb(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
+    """Resident memory of ``pid`` and its descendants, MB."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            text = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"VmRSS:\s+(\d+)", text)
+        total += int(m.group(1)) if m else 0
+    return total / 1024
 
 
-def wrk(url: str, seconds: int, script: str | None) -> dict[str, float]:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wrk(url: str, seconds: int, script: str | None, pid: int) -> dict[str, float]:
     cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     if script:
         cmd += ["-s", script]
+    server0, wrk0 = cpu_seconds(pid), _children_cpu()
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    server_s, wrk_s = cpu_seconds(pid) - server0, _children_cpu() - wrk0
 
     def ms(label: str) -> float:
         m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
@@ -70,37 +153,70 @@ def wrk(url: str, seconds: int, script: str | None) -> dict[str, float]:
             return float("nan")
         return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
 
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,
         "p50": ms("50"),
         "p99": ms("99"),
-        "non2xx": int(errors.group(1)) if errors else 0,
+        "server_us": 1e6 * server_s / max(done, 1),
+        "wrk_us": 1e6 * wrk_s / max(done, 1),
+        "failed": (int(errors.group(1)) if errors else 0) + (1 if socket_errors else 0),
     }
+
+
+def wait_up(url: str) -> None:
+    for _ in range(400):
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"server at {url} did not come up")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, {platform.system()} {platform.release()}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per case (median req/s kept)")
     ap.add_argument("--soak", type=int, default=60, help="soak seconds (0 skips)")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare, args.workers)
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
-    port = free_port()
+    import uvicorn
+
+    print(f"machine: {machine()}; uvicorn {uvicorn.__version__}, workers {args.workers}")
+    port, bare_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MEDGYM_PORT": str(port), "MEDGYM_WORKERS": str(args.workers),
            "MEDGYM_LOG_LEVEL": "warning"}  # fmt: skip
     server = subprocess.Popen([sys.executable, "-m", "medgym", "serve"], env=env)
+    bare = subprocess.Popen(
+        [sys.executable, __file__, "--serve-bare", str(bare_port), "--workers", str(args.workers)]
+    )
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        wrk(f"{base}/v1/health", 3, None)  # warm-up: every worker up and answering
+        wait_up(f"{base}/v1/health")
+        wait_up(f"http://127.0.0.1:{bare_port}/ping")
         sample = load("synthetic", split="test", num_samples=1)[0]
         ref = sample.images[0].model_dump(mode="json")
         d = httpx.post(f"{base}/v1/images/register", json={"ref": ref}, timeout=30).json()
@@ -108,69 +224,84 @@ def main() -> None:
         call = {"images": [ref], "views": [view], "name": "zoom_in",
                 "arguments": {"bbox_2d": [50, 50, 250, 250]}}  # fmt: skip
         tmp = Path(tempfile.mkdtemp())
-        rows = {}
-        cases = (
-            ("ping", None, False),
-            ("zoom raw, same view (cached)", "raw", False),
-            ("zoom raw, new view per call", "raw", True),
-            ("zoom png, same view (cached)", "png", False),
-            ("zoom png, new view per call", "png", True),
-        )
-        for k, (name, enc, varied) in enumerate(cases):
-            script = None
-            url = f"{base}/v1/health"
-            if enc is not None:
-                script = str(tmp / f"case{k}.lua")
+        cases: list[tuple[str, str, int, str | None]] = [
+            ("bare FastAPI ping", f"http://127.0.0.1:{bare_port}/ping", bare.pid, None),
+            ("medgym /v1/health", f"{base}/v1/health", server.pid, None),
+        ]
+        for enc in ("raw", "png"):
+            for varied in (False, True):
+                script = tmp / f"{enc}{int(varied)}.lua"
                 body = json.dumps({**call, "encoding": enc})
                 if varied:
                     marker = json.dumps(call["arguments"]["bbox_2d"])
                     head, _, tail = body.partition(marker)
-                    Path(script).write_text(LUA_VARIED % (MEDIA_TYPES[enc], head, tail))
+                    script.write_text(LUA_VARIED % (MEDIA_TYPES[enc], head, tail))
                 else:
-                    Path(script).write_text(LUA % (MEDIA_TYPES[enc], body))
+                    script.write_text(LUA % (MEDIA_TYPES[enc], body))
+                what = "new view per call" if varied else "same view (cached)"
                 url = f"{base}/v1/tools/call"
-            rows[name] = wrk(url, args.duration, script)
-        print(f"{'endpoint':<30} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs ping':>8} non2xx")
+                cases.append((f"zoom {enc}, {what}", url, server.pid, str(script)))
+        for url, pid, script in {(c[1], c[2], c[3]) for c in cases}:
+            wrk(url, 2, script, pid)  # warm-up: workers up, caches and code paths hot
+        rows: dict[str, dict[str, float]] = {}
+        for name, url, pid, script in cases:
+            runs = sorted((wrk(url, args.duration, script, pid) for _ in range(args.repeat)),
+                          key=lambda r: r["rps"])  # fmt: skip
+            rows[name] = runs[len(runs) // 2]
+        ping = rows["bare FastAPI ping"]["rps"]
+        print(f"wrk -t2 -c16 -d{args.duration}s, median of {args.repeat}")
+        print(f"{'endpoint':<30} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'vs ping':>7} "
+              f"{'server us/req':>13} {'wrk us/req':>10} failed")  # fmt: skip
         for name, r in rows.items():
-            ratio = r["rps"] / rows["ping"]["rps"]
-            cells = f"{r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {ratio:>8.2f}"
-            print(f"{name:<30} {cells} {r['non2xx']}")
+            print(f"{name:<30} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
+                  f"{r['rps'] / ping:>7.2f} {r['server_us']:>13.0f} {r['wrk_us']:>10.0f} "
+                  f"{r['failed']:.0f}")  # fmt: skip
         if args.soak:
-            soak(base, {**call, "encoding": "raw"}, args.soak, server.pid)
+            soak(base, sample, d, args.soak, server.pid)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        for p in (server, bare):
+            p.terminate()
+            p.wait(timeout=10)
 
 
-def soak(base: str, body: dict, seconds: int, pid: int) -> None:
+def soak(base: str, sample: object, desc: dict, seconds: int, pid: int) -> None:
+    from medgym.core.view import ViewSpec
+    from medgym.serving.client import ToolServerClient
+
+    images = sample.images  # type: ignore[attr-defined]
+    view = ViewSpec(bbox_px=(0, 0, desc["width"], desc["height"]), out_size=(448, 448))
     stop = time.monotonic() + seconds
     ok, failed = [0], [0]
     lock = threading.Lock()
 
-    def client() -> None:
-        with httpx.Client(base_url=base, timeout=10) as c:
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        with ToolServerClient(base, timeout=10, retries=0) as c:
             while time.monotonic() < stop:
+                x, y, w = rng.randint(0, 180), rng.randint(0, 180), rng.randint(60, 260)
                 try:
-                    good = c.post("/v1/tools/call", json=body).status_code == 200
-                except httpx.HTTPError:
+                    _, px = c.call_tool_pixels(images, [view], "zoom_in",
+                                               {"bbox_2d": [x, y, x + w, y + w]})  # fmt: skip
+                    good = px is not None and px.ndim == 3 and px.shape[2] == 3
+                except (httpx.HTTPError, MedGymError):
                     good = False
                 with lock:
                     (ok if good else failed)[0] += 1
 
-    threads = [threading.Thread(target=client) for _ in range(16)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
     for t in threads:
         t.start()
     samples = []
     while time.monotonic() < stop:
         samples.append(rss_mb(pid))
-        time.sleep(max(1.0, seconds / 12))
+        time.sleep(max(1.0, seconds / 24))
     for t in threads:
         t.join()
     q = max(1, len(samples) // 4)
     first, last = sum(samples[:q]) / q, sum(samples[-q:]) / q
     print(
-        f"soak {seconds}s, 16 clients: {ok[0]} ok, {failed[0]} failed; RSS first quarter "
-        f"{first:.0f} MB, last quarter {last:.0f} MB, max {max(samples):.0f} MB"
+        f"soak {seconds}s, 16 clients, new box per call: {ok[0]} ok, {failed[0]} failed; server "
+        f"RSS first quarter {first:.0f} MB, last quarter {last:.0f} MB, max {max(samples):.0f} MB"
     )
 
 

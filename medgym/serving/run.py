@@ -8,7 +8,7 @@ from typing import Any
 
 from medgym.serving.settings import ServerSettings
 
-__all__ = ["serve", "settings_to_env"]
+__all__ = ["serve", "settings_to_env", "uvicorn_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,20 @@ def settings_to_env(settings: ServerSettings) -> dict[str, str]:
     return env
 
 
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """The ``uvicorn.run`` keyword arguments :func:`serve` uses, ``workers`` included.
+
+    ``benchmarks/bench_server.py`` starts its bare ping app with the same options, so the two
+    are compared under one HTTP stack (httptools and uvloop when installed: uvicorn's ``auto``).
+    """
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "workers": settings.workers,
+    }
+
+
 def serve(settings: ServerSettings | None = None) -> None:
     """Serve until interrupted. With ``workers > 1`` each worker builds the app from the env."""
     import uvicorn
@@ -36,11 +50,8 @@ def serve(settings: ServerSettings | None = None) -> None:
     settings = settings or ServerSettings()
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.token is None:
         logger.warning("serving on %s without a token (MEDGYM_TOKEN)", settings.host)
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-    }
+    common = uvicorn_options(settings)
+    del common["workers"]
     if settings.workers == 1:
         from medgym.serving.app import create_app
 
