@@ -73,7 +73,10 @@ class EncodedImage(BaseModel):
     """A rendered view on the wire: base64 of :func:`~medgym.serving.encoding.encode_pixels`."""
 
     encoding: Literal["raw", "npy", "png", "webp"]
-    shape: tuple[int, int, int] = Field(description="(height, width, 3) of the decoded pixels.")
+    shape: tuple[int, int, int] = Field(
+        description="(height, width, channels) as sent: 1 for a grayscale view, 3 for colour. "
+        "Decoding gives (height, width, 3) RGB either way."
+    )
     data: str = Field(description="Base64 of the encoded bytes.")
 
 

@@ -1,4 +1,4 @@
-"""Request guards: bearer token (constant-time compare) and a request body size limit."""
+"""Request guards (pure ASGI middleware): bearer token (constant-time compare), body size limit."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import HTTPException, Request, status
+from medgym.errors import ConfigError
 
-__all__ = ["BodyLimitMiddleware", "BodyTooLargeError", "make_token_check"]
+__all__ = ["BearerTokenMiddleware", "BodyLimitMiddleware", "BodyTooLargeError", "reject"]
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -17,32 +17,48 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
-def make_token_check(token: str | None) -> Callable[[Request], None]:
-    """A FastAPI dependency that accepts only ``Authorization: Bearer <token>`` (if a token is set).
+class BearerTokenMiddleware:
+    """Answer 401 to a ``/v1`` request without ``Authorization: Bearer <token>``.
 
-    The comparison is constant-time (:func:`secrets.compare_digest`).
+    Paths in ``open_paths`` (health, readiness) and paths outside ``prefix`` (the OpenAPI
+    document and its page) stay open. The comparison is constant-time
+    (:func:`secrets.compare_digest`). A pure ASGI middleware: a FastAPI dependency doing the
+    same costs ~15 us per request in dependency resolution.
+
+    Args:
+        app: The wrapped ASGI app.
+        token: The expected token.
+        open_paths: Exact paths that need no token.
+        prefix: Paths starting with it need the token.
     """
-    expected = token.encode() if token else None
 
-    def check(request: Request) -> None:
-        if expected is None:
+    def __init__(
+        self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset(),
+        prefix: str = "/v1/",
+    ) -> None:  # fmt: skip
+        if not token:
+            raise ConfigError("BearerTokenMiddleware needs a non-empty token")
+        self.app = app
+        self.expected = token.encode()
+        self.open_paths = open_paths
+        self.prefix = prefix
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        """Check the token, then run the app."""
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self.prefix) or path in self.open_paths:
+            await self.app(scope, receive, send)
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing bearer token; send `Authorization: Bearer <token>`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not secrets.compare_digest(given.strip().encode(), expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "wrong bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return check
+        header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not given.strip():
+            detail = "missing bearer token; send `Authorization: Bearer <token>`"
+        elif not secrets.compare_digest(given.strip(), self.expected):
+            detail = "wrong bearer token"
+        else:
+            await self.app(scope, receive, send)
+            return
+        await reject(send, 401, detail, "HTTPError", [(b"www-authenticate", b"Bearer")])
 
 
 class BodyTooLargeError(Exception):
@@ -66,16 +82,21 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await self._reject(send, 400, "Content-Length is not an integer", "BadRequest")
-                    return
-                if declared > self.max_bytes:
-                    await self._reject(send, 413, self._message(declared))
-                    return
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await self._reject(send, 400, "Content-Length is not an integer", "BadRequest")
+                return
+            if declared > self.max_bytes:
+                await self._reject(send, 413, self._message(declared))
+                return
+            if b"transfer-encoding" not in headers:
+                # The HTTP server frames the body by Content-Length: nothing more to count.
+                await self.app(scope, receive, send)
+                return
         seen = 0
         started = False
 
@@ -105,16 +126,24 @@ class BodyLimitMiddleware:
 
     @staticmethod
     async def _reject(send: Send, code: int, detail: str, error: str = "RequestTooLarge") -> None:
-        body = json.dumps({"detail": detail, "error": error}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": code,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        # The body may be unread: close the connection rather than parse what follows.
+        await reject(send, code, detail, error, [(b"connection", b"close")])
+
+
+async def reject(
+    send: Send, code: int, detail: str, error: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Send an :class:`~medgym.serving.schemas.ErrorBody` JSON answer from ASGI middleware."""
+    body = json.dumps({"detail": detail, "error": error}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

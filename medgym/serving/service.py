@@ -3,6 +3,12 @@
 Everything here is stateless: a call carries the image references and the view history (or the
 earlier turns), so any worker answers any call. Tools run through the registry and turns through
 :class:`~medgym.envs.session.EpisodeSession`; nothing here re-implements their rules.
+
+The slow steps (decoding an image, rendering a view, PNG/WebP encoding) are separate methods so
+the app can run them in a thread and the rest (checks and tool geometry: tens of microseconds,
+less than the thread hop) on the event loop; :meth:`ToolService.loaded` and
+:meth:`ToolService.cached_pixels` say, without doing any I/O, whether the slow steps are needed.
+Pixels are kept and sent in the view's own channels (:func:`~medgym.core.view.render_native`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import functools
 import io
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -20,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from medgym.core.images import ImageRef, MedImage
 from medgym.core.sample import Sample
-from medgym.core.view import ViewSpec, render
+from medgym.core.view import ViewSpec, render_native
 from medgym.data.cache import load_image
 from medgym.data.store import ImageStore
 from medgym.envs.config import SessionConfig
@@ -85,6 +92,11 @@ class ToolService:
         self.data_root = settings.data_root.resolve() if settings.data_root else None
         self._rendered: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        # Refs already checked and decoded, to the image; weak, so the image cache
+        # (medgym.data.cache) alone decides what stays in memory.
+        self._checked: weakref.WeakValueDictionary[ImageRef, MedImage] = (
+            weakref.WeakValueDictionary()
+        )
 
     # ------------------------------------------------------------------ images
     def safe_ref(self, ref: ImageRef) -> ImageRef:
@@ -130,7 +142,7 @@ class ToolService:
             )
 
     def load(self, ref: ImageRef) -> MedImage:
-        """Decode a checked reference through the shared LRU of decoded images."""
+        """Check ``ref`` and decode it through the shared LRU of decoded images."""
         image = load_image(self.safe_ref(ref))
         n = image.num_slices * image.width * image.height
         if n > self.settings.max_pixels:
@@ -138,7 +150,25 @@ class ToolService:
                 f"image {ref.uri} has {n} pixels; this server accepts at most "
                 f"{self.settings.max_pixels} (MEDGYM_MAX_PIXELS)"
             )
+        self._checked[ref] = image
         return image
+
+    def load_all(self, refs: Sequence[ImageRef]) -> list[MedImage]:
+        """:meth:`load` each reference."""
+        return [self.load(r) for r in refs]
+
+    def loaded(self, refs: Sequence[ImageRef]) -> list[MedImage] | None:
+        """The images if every ref was checked and decoded before and is still in memory.
+
+        No I/O, no decoding: ``None`` means "call :meth:`load_all` (in a thread)".
+        """
+        images = []
+        for r in refs:
+            image = self._checked.get(r)
+            if image is None:
+                return None
+            images.append(image)
+        return images
 
     def describe(self, ref: ImageRef) -> ImageDescription:
         """Load ``ref`` and say what it is."""
@@ -181,14 +211,8 @@ class ToolService:
     def _profile(self, name: str, max_pixels: int | None) -> ModelProfile:
         return get_profile(name, **({"max_pixels": max_pixels} if max_pixels else {}))
 
-    def call_tool(self, req: ToolCallRequest) -> tuple[ToolCallResponse, np.ndarray | None]:
-        """Run one tool on the given views; :class:`ToolError` propagates (422).
-
-        Returns:
-            The result (without ``image``) and, when ``req.encoding`` asks for pixels and the
-            tool made a view, that view's pixels.
-        """
-        images = [self.load(r) for r in req.images]
+    def run_tool(self, req: ToolCallRequest, images: Sequence[MedImage]) -> ToolCallResponse:
+        """Run the tool on loaded images (geometry only: no pixels); ToolError propagates (422)."""
         try:
             tool_config = ToolConfig(**req.tool_config)  # type: ignore[arg-type]
         except TypeError as e:
@@ -203,37 +227,51 @@ class ToolService:
         )
         tool = TOOLS.get(req.name)
         result = tool(ctx, req.arguments)
-        pixels = None
-        if result.view is not None and req.encoding != "none":
-            k = result.view.image_index
-            pixels = self.render_loaded(req.images[k], images[k], result.view)
-        response = ToolCallResponse(
+        return ToolCallResponse(
             name=tool.name, ok=result.ok, text=result.text, view=result.view,
             penalty=result.penalty, notes=list(result.notes),
         )  # fmt: skip
-        return response, pixels
 
     def render(self, images: Sequence[ImageRef], view: ViewSpec) -> np.ndarray:
-        """Pixels of ``view``: a read-only ``(height, width, 3)`` uint8 array (LRU-cached)."""
-        decoded = [self.load(r) for r in images]
+        """Pixels of ``view`` (LRU-cached, read-only; see :meth:`render_loaded`)."""
+        decoded = self.load_all(images)
         _check_view(view, decoded)
         return self.render_loaded(images[view.image_index], decoded[view.image_index], view)
 
-    def render_loaded(self, ref: ImageRef, image: MedImage, view: ViewSpec) -> np.ndarray:
-        """Render ``view`` of an already loaded image, through the rendered-view LRU."""
-        size = self.settings.render_cache_size
-        if size == 0:
-            return render(image, view)
-        key = f"{ref.model_dump_json()}|{view.model_dump_json()}"
+    def check_view(self, view: ViewSpec, images: Sequence[MedImage]) -> None:
+        """Refuse a view of an image that is not there, or one too large to render."""
+        _check_view(view, images)
+
+    def cached_pixels(self, ref: ImageRef, view: ViewSpec) -> np.ndarray | None:
+        """The view's pixels if the rendered-view LRU has them, else ``None`` (no rendering)."""
+        if self.settings.render_cache_size == 0:
+            return None
+        key = _render_key(ref, view)
         with self._lock:
             hit = self._rendered.get(key)
             if hit is not None:
                 self._rendered.move_to_end(key)
-                return hit
-        pixels = render(image, view)
+            return hit
+
+    def render_loaded(self, ref: ImageRef, image: MedImage, view: ViewSpec) -> np.ndarray:
+        """Render ``view`` of an already loaded image, through the rendered-view LRU.
+
+        Returns:
+            A read-only ``(height, width, 1)`` (grayscale image) or ``(height, width, 3)`` uint8
+            array: :func:`~medgym.core.view.render_native`, a third of the memory for gray.
+        """
+        size = self.settings.render_cache_size
+        if size == 0:
+            pixels = render_native(image, view)
+            pixels.setflags(write=False)
+            return pixels
+        hit = self.cached_pixels(ref, view)
+        if hit is not None:
+            return hit
+        pixels = render_native(image, view)
         pixels.setflags(write=False)
         with self._lock:
-            self._rendered[key] = pixels
+            self._rendered[_render_key(ref, view)] = pixels
             while len(self._rendered) > size:
                 self._rendered.popitem(last=False)
         return pixels
@@ -290,6 +328,10 @@ class ToolService:
             metrics=dict(r.info.get("metrics", {})),
             reward_parts=dict(r.info.get("reward_parts", {})),
         )  # fmt: skip
+
+
+def _render_key(ref: ImageRef, view: ViewSpec) -> str:
+    return f"{ref.model_dump_json()}|{view.model_dump_json()}"
 
 
 def _check_view(view: ViewSpec, images: Sequence[MedImage]) -> None:

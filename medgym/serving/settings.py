@@ -28,6 +28,12 @@ class ServerSettings(BaseSettings):
     threads: int = Field(
         default=4, ge=1, le=1024, description="Threads per worker running tools and renders."
     )
+    opencv_threads: int = Field(
+        default=1,
+        ge=0,
+        le=1024,
+        description="OpenCV's own threads per worker (renders already run on several threads).",
+    )
     token: SecretStr | None = Field(
         default=None, description="Bearer token every /v1 call except health must carry."
     )
