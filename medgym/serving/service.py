@@ -90,7 +90,7 @@ class ToolService:
         self.settings = settings
         self.store = store
         self.data_root = settings.data_root.resolve() if settings.data_root else None
-        self._rendered: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._rendered: OrderedDict[tuple[ImageRef, ViewSpec], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         # Refs already checked and decoded, to the image; weak, so the image cache
         # (medgym.data.cache) alone decides what stays in memory.
@@ -330,8 +330,9 @@ class ToolService:
         )  # fmt: skip
 
 
-def _render_key(ref: ImageRef, view: ViewSpec) -> str:
-    return f"{ref.model_dump_json()}|{view.model_dump_json()}"
+def _render_key(ref: ImageRef, view: ViewSpec) -> tuple[ImageRef, ViewSpec]:
+    # Both are frozen pydantic models: hashed and compared by value (0.5 us; JSON was 2 us).
+    return (ref, view)
 
 
 def _check_view(view: ViewSpec, images: Sequence[MedImage]) -> None:
