@@ -33,51 +33,16 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from omegaconf import OmegaConf
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
 from medgym.data import load
-from medgym.integrations.verl.prepare import sample_to_row
 
 ZOOM = '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [0, 0, 224, 224]}}</tool_call>'
 ANSWER = "<answer>left</answer>"
 NEVER = {"threshold_kind": "absolute", "threshold": 1e9}
 ALWAYS_ROOT = {"threshold_kind": "absolute", "threshold": 1.0, "gamma": 0.0, "window": 1}
 REPO = Path(__file__).resolve().parents[1]
-
-
-def trainer_config() -> Any:
-    multi_turn = {
-        "max_user_turns": 8, "max_assistant_turns": 8, "max_parallel_calls": 3,
-        "max_tool_response_length": 512, "tool_response_truncate_side": "middle",
-        "format": "hermes",
-    }  # fmt: skip
-    rollout = {
-        "multi_turn": multi_turn, "prompt_length": 4096, "response_length": 4096,
-        "full_determinism": False, "calculate_log_probs": True, "n": 4,
-        "val_kwargs": {"n": 1},
-    }  # fmt: skip
-    return OmegaConf.create(
-        {"actor_rollout_ref": {"rollout": rollout}, "data": {}, "medgym": {"reward": "majority"}}
-    )
-
-
-def run_kwargs(sample: Any) -> dict[str, Any]:
-    row = sample_to_row(sample, 0, data_source="synthetic")
-    image = Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
-    user = row["prompt"][1]["content"].replace("<image>", "")
-    raw_prompt = [
-        row["prompt"][0],
-        {"role": "user", "content": [{"type": "image", "image": image},
-                                     {"type": "text", "text": user}]},
-    ]  # fmt: skip
-    return {
-        "raw_prompt": raw_prompt,
-        "extra_info": row["extra_info"],
-        "tools_kwargs": row["extra_info"]["tools_kwargs"],
-    }
 
 
 def timed(fn: Callable[[], Awaitable[Any]], repeats: int) -> float:
@@ -96,25 +61,21 @@ def timed(fn: Callable[[], Awaitable[Any]], repeats: int) -> float:
 
 
 def loops(processor: Any, kwargs: dict[str, Any], repeats: int) -> list[tuple[str, float]]:
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
+    from verl.experimental.agent_loop.agent_loop import ToolListWrap
     from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
     from verl.tools.tool_registry import initialize_tools_from_config
 
     from medgym.integrations.verl.agent_loop import MedgymAgentLoop
-    from medgym.integrations.verl.dataset import MedgymRLHFDataset
-    from medgym.integrations.verl.testing import ScriptedServer
+    from medgym.integrations.verl.testing import (
+        ScriptedServer,
+        agent_loop_kwargs,
+        minimal_trainer_config,
+    )
 
-    cfg = trainer_config()
+    cfg = minimal_trainer_config(medgym={"reward": "majority"})
     with contextlib.redirect_stdout(io.StringIO()):  # verl prints every tool schema it loads
         tools = initialize_tools_from_config(str(REPO / "tools" / "verl_zoom.yaml"))
-    common = {
-        "trainer_config": DictConfigWrap(cfg),
-        "tokenizer": processor.tokenizer,
-        "processor": processor,
-        "dataset_cls": MedgymRLHFDataset,
-        "data_config": DictConfigWrap(cfg.data),
-        "hf_model_type": "qwen2_5_vl",
-    }
+    common = agent_loop_kwargs(cfg, processor)
 
     def episode(make: Callable[[Any], Any]) -> Callable[[], Awaitable[Any]]:
         async def run() -> Any:
@@ -139,7 +100,11 @@ def loops(processor: Any, kwargs: dict[str, Any], repeats: int) -> list[tuple[st
 
 
 def groups(processor: Any, kwargs: dict[str, Any], repeats: int) -> list[tuple[str, float]]:
-    from medgym.integrations.verl.testing import ScriptedServer, offline_tq_worker
+    from medgym.integrations.verl.testing import (
+        ScriptedServer,
+        minimal_trainer_config,
+        offline_tq_worker,
+    )
 
     base = {
         "_target_": "medgym.integrations.verl.agent_loop.MedgymAgentLoop",
@@ -163,7 +128,8 @@ def groups(processor: Any, kwargs: dict[str, Any], repeats: int) -> list[tuple[s
     trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
     for entry in entries:
         server = ScriptedServer(processor.tokenizer, text, logprob=logprob)
-        with offline_tq_worker(trainer_config(), server, processor, agent_loops=entries) as (w, _):
+        cfg = minimal_trainer_config(medgym={"reward": "majority"})
+        with offline_tq_worker(cfg, server, processor, agent_loops=entries) as (w, _):
 
             async def run(w: Any = w, name: str = str(entry["name"])) -> None:
                 prompt = {"uid": "u", "agent_name": name, "global_steps": 1, "index": 0, **kwargs}
@@ -195,11 +161,12 @@ def main() -> None:
 
     from medgym.agents.tiny_vlm import build_tiny_vlm
     from medgym.agents.tiny_vlm.processor import register_processor
+    from medgym.integrations.verl.testing import row_kwargs
 
     register_processor()
     with tempfile.TemporaryDirectory() as tmp:
         processor = AutoProcessor.from_pretrained(build_tiny_vlm(Path(tmp)))
-    kwargs = run_kwargs(load("synthetic", num_samples=1)[0])
+    kwargs = row_kwargs(load("synthetic", num_samples=1)[0])
     console = Console()
     title = "one episode (zoom + answer), per agent loop"
     console.print(table(title, loops(processor, kwargs, a.episodes)))

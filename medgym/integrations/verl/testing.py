@@ -16,7 +16,77 @@ from typing import Any
 
 from verl.workers.rollout.replica import TokenOutput
 
-__all__ = ["InMemoryTQ", "ModelServer", "ScriptedServer", "offline_tq_worker"]
+__all__ = [
+    "InMemoryTQ",
+    "ModelServer",
+    "ScriptedServer",
+    "agent_loop_kwargs",
+    "minimal_trainer_config",
+    "offline_tq_worker",
+    "row_kwargs",
+]
+
+
+def minimal_trainer_config(response_length: int = 4096, **extra: Any) -> Any:
+    """The parts of verl's trainer config that agent loops and the TQ worker read (OmegaConf).
+
+    Args:
+        response_length: ``rollout.response_length``.
+        **extra: Top-level sections merged on top (``medgym={...}``, ``data={...}``).
+    """
+    from omegaconf import OmegaConf
+
+    multi_turn = {
+        "max_user_turns": 8, "max_assistant_turns": 8, "max_parallel_calls": 3,
+        "max_tool_response_length": 512, "tool_response_truncate_side": "middle",
+        "format": "hermes",
+    }  # fmt: skip
+    rollout = {
+        "multi_turn": multi_turn, "prompt_length": 4096, "response_length": response_length,
+        "full_determinism": False, "calculate_log_probs": True, "n": 4, "val_kwargs": {"n": 2},
+    }  # fmt: skip
+    return OmegaConf.merge(
+        OmegaConf.create({"actor_rollout_ref": {"rollout": rollout}, "data": {}}),
+        OmegaConf.create(extra),
+    )
+
+
+def agent_loop_kwargs(config: Any, processor: Any) -> dict[str, Any]:
+    """What verl's worker passes every agent loop it builds (less the server and the tools)."""
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+
+    from medgym.integrations.verl.dataset import MedgymRLHFDataset
+
+    return {
+        "trainer_config": DictConfigWrap(config),
+        "tokenizer": processor.tokenizer,
+        "processor": processor,
+        "dataset_cls": MedgymRLHFDataset,
+        "data_config": DictConfigWrap(config.data),
+        "hf_model_type": "qwen2_5_vl",
+    }
+
+
+def row_kwargs(sample: Any, *, data_source: str = "synthetic") -> dict[str, Any]:
+    """What verl's worker passes ``agent_loop.run`` for ``sample``'s parquet row.
+
+    The prompt's image is decoded from the row's PNG bytes, as verl's dataset does.
+    """
+    import io
+
+    from PIL import Image
+
+    from medgym.integrations.verl.prepare import sample_to_row
+
+    row = sample_to_row(sample, 0, data_source=data_source)
+    image = Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
+    user = row["prompt"][1]["content"].replace("<image>", "")
+    content = [{"type": "image", "image": image}, {"type": "text", "text": user}]
+    return {
+        "raw_prompt": [row["prompt"][0], {"role": "user", "content": content}],
+        "extra_info": row["extra_info"],
+        "tools_kwargs": row["extra_info"]["tools_kwargs"],
+    }
 
 
 class ScriptedServer:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytest.importorskip("verl")
 
@@ -15,7 +17,9 @@ from medgym.core.trajectory import Trajectory
 from medgym.errors import ConfigError
 from medgym.integrations.verl.agent_loop import TRAJECTORY_KEY, MedgymAgentLoop
 from medgym.integrations.verl.prepare import sample_to_row
-from medgym.integrations.verl.testing import ScriptedServer
+from medgym.integrations.verl.testing import ScriptedServer, agent_loop_kwargs
+
+REPO = Path(__file__).resolve().parents[3]
 
 ZOOM = '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [0, 0, 224, 224]}}</tool_call>'
 
@@ -89,25 +93,9 @@ def test_overflow_stops_before_an_image_is_cut(
     assert pad not in out.response_ids
 
 
-def test_row_without_sample_is_refused(
-    tiny_processor: Any, samples: list[Sample], verl_config: Any
-) -> None:
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
-
-    from medgym.integrations.verl.dataset import MedgymRLHFDataset as RLHFDataset
-
-    cfg = verl_config()
-
+def test_row_without_sample_is_refused(make_loop: Any) -> None:
     async def go() -> None:
-        loop = MedgymAgentLoop(
-            trainer_config=DictConfigWrap(cfg),
-            server_manager=None,
-            tokenizer=tiny_processor.tokenizer,
-            processor=tiny_processor,
-            dataset_cls=RLHFDataset,
-            data_config=DictConfigWrap(cfg.data),
-        )
-        await loop.run({}, raw_prompt=[], extra_info={})
+        await make_loop(None).run({}, raw_prompt=[], extra_info={})
 
     with pytest.raises(ConfigError, match=r"extra_info\.sample"):
         asyncio.run(go())
@@ -117,32 +105,18 @@ def test_stock_tool_agent_loop_runs_the_yaml_tools(
     tiny_processor: Any, samples: list[Sample], verl_config: Any
 ) -> None:
     """verl's own ToolAgentLoop with the BaseTool adapters: the crop reaches the next prompt."""
-    from pathlib import Path
-
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
+    from verl.experimental.agent_loop.agent_loop import ToolListWrap
     from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
     from verl.tools.tool_registry import initialize_tools_from_config
 
-    from medgym.integrations.verl.dataset import MedgymRLHFDataset
-
-    yaml_path = Path(__file__).resolve().parents[3] / "tools" / "verl_zoom.yaml"
-    tools = initialize_tools_from_config(str(yaml_path))
-    cfg = verl_config()
+    tools = initialize_tools_from_config(str(REPO / "tools" / "verl_zoom.yaml"))
     server = ScriptedServer(tiny_processor.tokenizer, [ZOOM, "<answer>left</answer>"])
     row = sample_to_row(samples[0], 0, data_source="synthetic")
     prompt = [row["prompt"][0], {"role": "user", "content": "What side?"}]
 
     async def go() -> Any:
-        loop = ToolAgentLoop(
-            trainer_config=DictConfigWrap(cfg),
-            server_manager=server,
-            tokenizer=tiny_processor.tokenizer,
-            processor=tiny_processor,
-            dataset_cls=MedgymRLHFDataset,
-            data_config=DictConfigWrap(cfg.data),
-            hf_model_type="qwen2_5_vl",
-            tools=ToolListWrap(tools),
-        )
+        common = agent_loop_kwargs(verl_config(), tiny_processor)
+        loop = ToolAgentLoop(server_manager=server, tools=ToolListWrap(tools), **common)
         return await loop.run(
             {}, raw_prompt=prompt, extra_info={}, tools_kwargs=row["extra_info"]["tools_kwargs"]
         )
@@ -153,37 +127,32 @@ def test_stock_tool_agent_loop_runs_the_yaml_tools(
     assert out.extra_fields["tool_rewards"] == [0.0]
 
 
-def test_registry_entry_instantiates_through_hydra(tiny_processor: Any, verl_config: Any) -> None:
-    """The shipped agent_loop.yaml entry, built the way verl's worker builds it."""
-    from pathlib import Path
+AGENT_LOOPS = yaml.safe_load(
+    (REPO / "training" / "configs" / "verl" / "agent_loop.yaml").read_text()
+)
 
+
+@pytest.mark.parametrize("entry", AGENT_LOOPS, ids=[e["name"] for e in AGENT_LOOPS])
+def test_registry_entries_instantiate_through_hydra(
+    tiny_processor: Any, verl_config: Any, entry: dict[str, Any]
+) -> None:
+    """Each shipped agent_loop.yaml entry, built the way verl's worker builds it."""
     import hydra
-    import yaml
-    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
+    from verl.experimental.agent_loop.agent_loop import ToolListWrap
 
-    from medgym.integrations.verl.dataset import MedgymRLHFDataset
-
-    path = Path(__file__).resolve().parents[3] / "training" / "configs" / "verl" / "agent_loop.yaml"
-    entry = yaml.safe_load(path.read_text())[0]
-    cfg = verl_config()
+    common = agent_loop_kwargs(verl_config(), tiny_processor)
 
     async def go() -> Any:
         return hydra.utils.instantiate(
-            config=entry,
-            trainer_config=DictConfigWrap(cfg),
-            server_manager=None,
-            tokenizer=tiny_processor.tokenizer,
-            processor=tiny_processor,
-            hf_model_type="qwen2_5_vl",
-            dataset_cls=MedgymRLHFDataset,
-            data_config=DictConfigWrap(cfg.data),
-            tools=ToolListWrap([]),
+            config=entry, server_manager=None, tools=ToolListWrap([]), **common
         )
 
     loop = asyncio.run(go())
     assert isinstance(loop, MedgymAgentLoop)
     assert loop.session_config.tools == ("zoom_in", "crop", "reground")
     assert loop.session_config.penalties.tool_error == 0.05
+    mode = (entry.get("evr") or {}).get("mode")
+    assert (loop.evr.mode if loop.evr else None) == mode
 
 
 def test_staleness_fields_from_the_server_are_kept(
