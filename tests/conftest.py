@@ -60,6 +60,12 @@ def uvicorn_on_loopback(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def loopback_server() -> Callable[[Any], contextlib.AbstractContextManager[str]]:
+    """:func:`uvicorn_on_loopback`, for fixtures of any scope: ``with loopback_server(app) as url``."""
+    return uvicorn_on_loopback
+
+
 @pytest.fixture()
 def serve_app() -> Iterator[Callable[[Any], str]]:
     """``serve_app(app) -> url``: runs ``app`` on a real uvicorn until the test ends."""

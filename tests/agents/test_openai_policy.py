@@ -3,8 +3,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
-import time
 
 import pytest
 
@@ -139,22 +137,11 @@ def make_app(log, tiny=None):
 
 
 @pytest.fixture(scope="module")
-def server(request):
+def server(request, loopback_server):
     log: list[dict] = []
     tiny = request.getfixturevalue("tiny") if _has_torch() else None
-    config = uvicorn.Config(make_app(log, tiny), host="127.0.0.1", port=0, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("fake server did not start")
-        time.sleep(0.02)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1", log
-    srv.should_exit = True
-    thread.join(timeout=5)
+    with loopback_server(make_app(log, tiny)) as url:
+        yield f"{url}/v1", log
 
 
 def _has_torch() -> bool:
