@@ -25,7 +25,6 @@ import copy
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from medgym.agents.entropy import TokenGeneration
@@ -72,11 +71,6 @@ def engine_for(config: EVRConfig) -> EVREngine:
     if engine is None:
         engine = _ENGINES[config] = EVREngine(config)
     return engine
-
-
-def branch_config(config: EVRConfig, n: int) -> EVRConfig:
-    """``config`` with verl's group size as the leaf budget (``rollout.n`` wins)."""
-    return replace(config, leaf_budget=n, initial_rollouts=min(config.initial_rollouts, n))
 
 
 def new_counters(forked: bool = False) -> dict[str, float]:
