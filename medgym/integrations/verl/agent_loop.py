@@ -73,6 +73,7 @@ STEP_KEY = "_medgym_step"
 #: ``extra_fields`` key of the answer reground mode withheld (internal).
 _REJECTED_KEY = "_medgym_rejected"
 _INTERNAL = (STEP_KEY, SIGNAL_KEY, HOT_KEY, _REJECTED_KEY)
+_WARNED_NO_LOGPROBS: set[Any] = set()
 
 
 def observation_message(session: EpisodeSession, step: StepResult) -> tuple[dict[str, Any], list]:
@@ -292,9 +293,10 @@ class MedgymAgentLoop(ToolAgentLoop):
         before = signal.copy()
         if token_values(gen, self.evr.source) is not None:
             counters["turns_scored"] += 1
-        elif not counters["turns_scored"]:
+        elif self.evr not in _WARNED_NO_LOGPROBS:
+            _WARNED_NO_LOGPROBS.add(self.evr)  # once per process and config, not every turn
             logger.warning(
-                "EVR is on but the server returned no log-probabilities; set "
+                "EVR is on but the server returned no log-probabilities, so it cannot fire; set "
                 "actor_rollout_ref.rollout.calculate_log_probs=true"
             )
         fired = self.engine.score(signal, gen)
