@@ -107,14 +107,21 @@ def _tool_response(
 ) -> Response:
     """The pixels as the body (``binary``) with the result in a header, or the result as JSON."""
     if pixels is not None and binary:
-        data, media = pixel_body(pixels, encoding)
-        headers = {
-            "X-Medgym-Result": result.model_dump_json(ensure_ascii=True),
-            "X-Medgym-Shape": _shape_header(pixels),
-        }
-        return Response(data, media_type=media, headers=headers)
+        return _pixel_response(
+            pixels, encoding, {"X-Medgym-Result": result.model_dump_json(ensure_ascii=True)}
+        )
     result.image = encoded_image(pixels, encoding)
     return _json(result)
+
+
+def _pixel_response(
+    pixels: np.ndarray, encoding: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The pixels as the body in ``encoding``, their shape in ``X-Medgym-Shape``."""
+    data, media = pixel_body(pixels, encoding)
+    return Response(
+        data, media_type=media, headers={**(headers or {}), "X-Medgym-Shape": _shape_header(pixels)}
+    )
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -296,17 +303,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         service.check_view(req.view, images)
         ref, image = req.images[req.view.image_index], images[req.view.image_index]
 
-        def encode(pixels: np.ndarray) -> Response:
-            data, media = pixel_body(pixels, req.encoding)
-            return Response(
-                data, media_type=media, headers={"X-Medgym-Shape": _shape_header(pixels)}
-            )
-
         pixels = service.cached_pixels(ref, req.view)
         if pixels is not None and req.encoding in _INLINE_ENCODINGS:
-            return encode(pixels)
+            return _pixel_response(pixels, req.encoding)
         return await anyio.to_thread.run_sync(
-            lambda: encode(service.render_loaded(ref, image, req.view))
+            lambda: _pixel_response(service.render_loaded(ref, image, req.view), req.encoding)
         )
 
     # The two hot endpoints are registered twice on the same path. Requests reach the first
