@@ -81,7 +81,8 @@ def group_record(
     if any("evr/turns_scored" in p for p in per):
         scored = sum(p.get("evr/turns_scored", 0.0) for p in per)
         rec["evr/fire_rate"] = sum(p.get("evr/fires", 0.0) for p in per) / scored if scored else 0.0
-        forks, flipped = _flips(extra_fields)
+        # trajectories are parsed again only in groups that have forks
+        forks, flipped = _flips(extra_fields) if any(p.get("evr/forked") for p in per) else (0, 0)
         rec["evr/forks"], rec["evr/flip_rate"] = forks, flipped / forks if forks else None
     return rec
 
