@@ -82,8 +82,17 @@ def group_record(
         scored = sum(p.get("evr/turns_scored", 0.0) for p in per)
         rec["evr/fire_rate"] = sum(p.get("evr/fires", 0.0) for p in per) / scored if scored else 0.0
         # trajectories are parsed again only in groups that have forks
-        forks, flipped = _flips(extra_fields) if any(p.get("evr/forked") for p in per) else (0, 0)
-        rec["evr/forks"], rec["evr/flip_rate"] = forks, flipped / forks if forks else None
+        # compared: forks (branch mode) or withheld answers (reground mode); flipped: how many
+        # of them ended with a different answer
+        compared, flipped = (
+            _flips(extra_fields) if any(p.get("evr/forked") for p in per) else (0, 0)
+        )
+        regrounds = sum(p.get("evr/regrounds", 0.0) for p in per)
+        if not compared and regrounds:
+            compared = int(regrounds)
+            flipped = int(sum(p.get("evr/flipped", 0.0) for p in per))
+        rec["evr/compared"] = compared
+        rec["evr/flip_rate"] = flipped / compared if compared else None
     return rec
 
 

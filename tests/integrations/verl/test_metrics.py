@@ -47,7 +47,7 @@ def test_group_record_means_rates_and_flips() -> None:
     assert rec["group/confidence"] == 0.75 and "group/pseudo_label" not in rec
     assert rec["tool_call_rate"] == 0.75 and rec["medgym/tool_calls"] == 0.75
     assert rec["evr/fire_rate"] == 2 / 8 and rec["evr/branches"] == 0.5
-    assert rec["evr/forks"] == 2 and rec["evr/flip_rate"] == 0.5
+    assert rec["evr/compared"] == 2 and rec["evr/flip_rate"] == 0.5
 
 
 def test_sink_summary_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,3 +66,15 @@ def test_sink_summary_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "evr/fire_rate" in out and "val 2" in out and "0.250" in out
     with pytest.raises(SystemExit, match="no group records"):
         main([str(tmp_path / "empty")])
+
+
+def test_reground_groups_report_the_share_of_withheld_answers_that_changed() -> None:
+    evr = {"turns_scored": 2.0, "fires": 1.0, "branches": 0.0, "regrounds": 1.0, "forked": 0.0}
+    fields = [
+        _fields("a", "left", None, 1.0, {**evr, "flipped": 1.0}),
+        _fields("b", "left", None, 1.0, {**evr, "flipped": 0.0}),
+        _fields("c", "left", None, 0.0, {**evr, "regrounds": 0.0, "fires": 0.0}),
+    ]
+    result = GroupRewardResult(rewards=[1.0, 1.0, 1.0])
+    rec = group_record("u", result, fields)
+    assert rec["evr/compared"] == 2 and rec["evr/flip_rate"] == 0.5
