@@ -7,7 +7,9 @@ Endpoints live under ``/v1``; see ``docs/serving.md``. Errors are :class:`ErrorB
 ``/tools/call`` and ``/render`` are async: the checks and the tool's geometry (tens of
 microseconds, less than a hop to a worker thread) run on the event loop, and only the slow steps
 go to the thread pool (``MEDGYM_THREADS``): decoding an image not yet in memory, rendering a
-view not in the rendered-view LRU, PNG/WebP encoding, base64 for inline pixels.
+view not in the rendered-view LRU, PNG/WebP encoding, base64 for inline pixels. ``POST``s to
+them are answered by :class:`~medgym.serving.hot.HotPathMiddleware` ahead of FastAPI's routing;
+the FastAPI routes on the same paths document them in the OpenAPI schema and run the same code.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
 
 import medgym
 from medgym.data.store import ImageStore, default_store
 from medgym.errors import ConfigError, DatasetError, MedGymError, ToolError
 from medgym.serving.body import parse_body
 from medgym.serving.encoding import MEDIA_TYPES, pixel_body
+from medgym.serving.hot import HotHandler, HotPathMiddleware
 from medgym.serving.schemas import (
     ErrorBody,
     Health,
@@ -132,29 +134,35 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    async def medgym_error(request: Request, exc: Exception) -> Response:
+def _error_response(exc: Exception) -> Response | None:
+    """The answer to an exception the server knows (a 4xx :class:`ErrorBody`); else ``None``.
+
+    One mapping for FastAPI's exception handlers and the hot path (:mod:`medgym.serving.hot`).
+    """
+    if isinstance(exc, MedGymError):
         code = next(c for cls, c in _STATUS if isinstance(exc, cls))
         return _error(code, str(exc), type(exc).__name__)
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, RequestValidationError):
-            raise TypeError(f"expected RequestValidationError; got {type(exc).__name__}")
+    if isinstance(exc, RequestValidationError):
         return _error(422, _describe_validation(exc), "ValidationError")
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, StarletteHTTPException):
-            raise TypeError(f"expected HTTPException; got {type(exc).__name__}")
+    if isinstance(exc, StarletteHTTPException):
         headers = dict(exc.headers) if exc.headers else None
         return _error(exc.status_code, str(exc.detail), "HTTPError", headers)
+    return None
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def known(request: Request, exc: Exception) -> Response:
+        answer = _error_response(exc)
+        if answer is None:
+            raise TypeError(f"no error answer for {type(exc).__name__}")
+        return answer
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "internal server error (logged on the server)", "InternalError")
 
-    app.add_exception_handler(MedGymError, medgym_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    for cls in (MedGymError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(cls, known)
     app.add_exception_handler(Exception, unexpected)
 
 
@@ -162,6 +170,22 @@ def _make_store(settings: ServerSettings) -> ImageStore:
     if settings.store_dir is not None:
         return ImageStore(Path(settings.store_dir))
     return default_store()
+
+
+def _add_middleware(app: FastAPI, settings: ServerSettings, hot: dict[str, HotHandler]) -> None:
+    """Innermost first: the hot path, the body limit, the token, then CORS (outermost)."""
+    app.add_middleware(HotPathMiddleware, handlers=hot, on_error=_error_response)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    token = settings.token.get_secret_value() if settings.token else None
+    if token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=token, open_paths=_OPEN_PATHS)
+    if settings.cors_origins:  # outermost: preflights need no token
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )  # fmt: skip
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -203,17 +227,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     _install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    token = settings.token.get_secret_value() if settings.token else None
-    if token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=token, open_paths=_OPEN_PATHS)
-    if settings.cors_origins:  # outermost: preflights need no token
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-        )  # fmt: skip
     version = medgym.__version__
     # Routes sit on the app itself: an included APIRouter is matched as a nested router, a few
     # microseconds more per request.
@@ -310,18 +323,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             lambda: _pixel_response(service.render_loaded(ref, image, req.view), req.encoding)
         )
 
-    # The two hot endpoints are registered twice on the same path. Requests reach the first
-    # route (Starlette takes the first match): a plain Starlette route (no FastAPI dependency
-    # solving or response handling) that parses the body with pydantic-core in one step
-    # (medgym.serving.body: same errors as FastAPI); together ~65 us less per call. The second,
-    # FastAPI-parsed, is what the OpenAPI schema documents, and runs the same code.
-    async def call_tool_served(request: Request) -> Response:
-        body, ctype = await request.body(), request.headers.get("content-type")
-        return await run_tool_call(
-            parse_body(ToolCallRequest, body, ctype), request.headers.get("accept", "")
-        )
+    # The two hot endpoints are answered by medgym.serving.hot.HotPathMiddleware ahead of
+    # FastAPI's routing and middleware: the body is parsed by pydantic-core in one step
+    # (medgym.serving.body: same errors as FastAPI), and the same error mapping answers. The
+    # FastAPI routes below, on the same paths, are what the OpenAPI schema documents; they run
+    # the same code and answer only if the hot path is bypassed.
+    async def call_tool_served(body: bytes, ctype: str | None, accept: str) -> Response:
+        return await run_tool_call(parse_body(ToolCallRequest, body, ctype), accept)
 
-    hot = [Route("/v1/tools/call", call_tool_served, methods=["POST"], include_in_schema=False)]
+    hot: dict[str, HotHandler] = {"/v1/tools/call": call_tool_served}
 
     @api_post(
         "/v1/tools/call",
@@ -338,11 +348,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         """
         return await run_tool_call(req, request.headers.get("accept", ""))
 
-    async def render_view_served(request: Request) -> Response:
-        body, ctype = await request.body(), request.headers.get("content-type")
+    async def render_view_served(body: bytes, ctype: str | None, accept: str) -> Response:
         return await run_render(parse_body(RenderRequest, body, ctype))
 
-    hot.append(Route("/v1/render", render_view_served, methods=["POST"], include_in_schema=False))
+    hot["/v1/render"] = render_view_served
 
     @api_post(
         "/v1/render",
@@ -358,6 +367,5 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         """Apply a model turn as the episode session does (earlier turns replayed)."""
         return _json(service.apply_turn(req))
 
-    # Starlette tries routes in order: the hot ones first, before the docs and the rest.
-    app.router.routes[:0] = hot
+    _add_middleware(app, settings, hot)
     return app
