@@ -47,19 +47,22 @@ def validate_bbox(box: object, *, name: str = "box", max_aspect: float = 100.0) 
             raise InvalidBBoxError(f"{name} {list(box)!r} holds {v!r}; {expected} (finite numbers)")
         values.append(f)
     x1, y1, x2, y2 = values
-    shown = [_fmt(v) for v in values]
     if x2 <= x1:
-        raise InvalidBBoxError(f"{name} [{', '.join(shown)}] has x2 <= x1; {expected}")
+        raise InvalidBBoxError(f"{name} {_fmt_box(values)} has x2 <= x1; {expected}")
     if y2 <= y1:
-        raise InvalidBBoxError(f"{name} [{', '.join(shown)}] has y2 <= y1; {expected}")
+        raise InvalidBBoxError(f"{name} {_fmt_box(values)} has y2 <= y1; {expected}")
     w, h = x2 - x1, y2 - y1
     aspect = max(w / h, h / w)
     if aspect > max_aspect:
         raise InvalidBBoxError(
-            f"{name} [{', '.join(shown)}] is {_fmt(w)}x{_fmt(h)} px, aspect ratio {aspect:.0f} > "
+            f"{name} {_fmt_box(values)} is {_fmt(w)}x{_fmt(h)} px, aspect ratio {aspect:.0f} > "
             f"{max_aspect:.0f}; draw a less elongated box around the region"
         )
     return (x1, y1, x2, y2)
+
+
+def _fmt_box(values: list[float]) -> str:
+    return "[" + ", ".join(_fmt(v) for v in values) + "]"
 
 
 def _fmt(v: float) -> str:
