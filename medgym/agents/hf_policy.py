@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from medgym.agents.entropy import TokenGeneration, entropy_from_logits, logprobs_from_logits
 from medgym.agents.policy import Generation
+from medgym.envs.profiles import ModelProfile, load_checkpoint_profile
 from medgym.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class HFPolicy:
         batch_size: Most sessions in one ``generate`` call of :meth:`generate_batch`.
         seed: Seeds torch before each batch (call ``k`` uses ``seed + k``) for reproducible
             sampling; ``None`` leaves torch's global generator alone.
+        profile: The model profile the checkpoint was trained with (views, box convention,
+            prompts), when known; runners and the evaluation use it unless told otherwise.
 
     Example:
         >>> policy = HFPolicy.from_pretrained("path/to/model")  # doctest: +SKIP
@@ -113,6 +116,7 @@ class HFPolicy:
         name: str = "hf",
         batch_size: int = 8,
         seed: int | None = None,
+        profile: ModelProfile | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
@@ -122,6 +126,7 @@ class HFPolicy:
         self.name = name
         self.batch_size = batch_size
         self.seed = seed
+        self.profile = profile
         self._calls = 0
         self._lock = threading.Lock()
         self.generated_tokens = 0
@@ -133,11 +138,14 @@ class HFPolicy:
     ) -> HFPolicy:
         """Load model and processor with the Auto classes (offline if ``HF_HUB_OFFLINE=1``).
 
+        A checkpoint folder that records its profile (``medgym_profile.json``, written by the
+        tiny model's builder and by medgym's trainers) sets :attr:`profile`.
+
         Args:
             path: Local folder or hub id.
             device: Torch device (``cpu``, ``cuda``...).
             dtype: Torch dtype name (``bfloat16``...); default: the checkpoint's.
-            **kwargs: Passed to :class:`HFPolicy`.
+            **kwargs: Passed to :class:`HFPolicy` (``profile=`` overrides the recorded one).
         """
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -148,6 +156,8 @@ class HFPolicy:
         torch_dtype = getattr(torch, dtype) if dtype else "auto"
         model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype)
         processor = AutoProcessor.from_pretrained(path)
+        if kwargs.get("profile") is None and Path(path).is_dir():
+            kwargs["profile"] = load_checkpoint_profile(path)
         return cls(model.to(device).eval(), processor, **kwargs)
 
     def with_sampling(self, **changes: Any) -> HFPolicy:

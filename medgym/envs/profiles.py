@@ -10,13 +10,29 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from medgym.core.bbox import BBox
 from medgym.errors import ConfigError, did_you_mean
 
-__all__ = ["PROFILES", "ModelProfile", "get_profile", "smart_resize"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILE_FILE",
+    "PROFILES",
+    "ModelProfile",
+    "get_profile",
+    "load_checkpoint_profile",
+    "save_checkpoint_profile",
+    "smart_resize",
+]
+
+#: Profile of a model that records none (Qwen2.5-VL, the models the papers train).
+DEFAULT_PROFILE = "qwen2.5-vl"
+
+#: File a checkpoint folder records its model profile in (written beside ``config.json``).
+PROFILE_FILE = "medgym_profile.json"
 
 BoxFormat = Literal["pixel", "norm1000", "norm1"]
 
@@ -188,6 +204,18 @@ PROFILES: dict[str, ModelProfile] = {
             tool_result_role="tool",
             wrap_tool_response=False,
         ),
+        # medgym's tiny offline model (medgym.agents.tiny_vlm): a Qwen2.5-VL architecture with
+        # 168 px views (36 image tokens each), no tool block in the system prompt, and boxes in
+        # 0-1000 (Qwen3-VL's convention): the questions name regions in percent, so a box is
+        # the percent digits with a 0 appended, which a model of a few million weights learns.
+        ModelProfile(
+            name="tiny-vlm",
+            box_format="norm1000",
+            factor=28,
+            min_pixels=28 * 28,
+            max_pixels=168 * 168,
+            tools_in_system_prompt=False,
+        ),
         ModelProfile(
             name="generic",
             box_format="norm1",
@@ -211,3 +239,45 @@ def get_profile(profile: str | ModelProfile, **overrides: Any) -> ModelProfile:
             )
         base = PROFILES[profile]
     return base.with_options(**overrides) if overrides else base
+
+
+def save_checkpoint_profile(path: str | Path, profile: str | ModelProfile) -> Path:
+    """Record ``profile`` in the checkpoint folder ``path`` (``medgym_profile.json``).
+
+    A checkpoint that knows its profile is evaluated and trained with the views, box convention
+    and prompts it learned (see :func:`load_checkpoint_profile`).
+
+    Returns:
+        The path of the written file.
+    """
+    p = get_profile(profile)
+    out = Path(path) / PROFILE_FILE
+    out.write_text(json.dumps(asdict(p), indent=2, sort_keys=True), encoding="utf-8")
+    return out
+
+
+def load_checkpoint_profile(path: str | Path) -> ModelProfile | None:
+    """The profile a checkpoint folder recorded, or ``None`` when it recorded none.
+
+    Raises:
+        ConfigError: If ``medgym_profile.json`` exists but is not a valid profile.
+    """
+    file = Path(path) / PROFILE_FILE
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{file} is not readable JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file} must hold a JSON object; got {type(data).__name__}")
+    known = {f.name for f in fields(ModelProfile)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{file}: unknown profile fields {unknown}; known: {sorted(known)}")
+    if "stop" in data:
+        data["stop"] = tuple(data["stop"])
+    try:
+        return ModelProfile(**data)
+    except TypeError as e:
+        raise ConfigError(f"{file} is not a valid model profile: {e}") from e

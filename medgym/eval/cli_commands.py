@@ -41,6 +41,13 @@ def eval_command(
     ),
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed (shuffle ablation, bootstrap).")] = 0,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Model profile (qwen2.5-vl, tiny-vlm...); default: the one the checkpoint "
+            "recorded, else qwen2.5-vl."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a policy on a dataset (with ablations); write results.json and report.html."""
     from medgym.eval.harness import EvalConfig, run_eval
@@ -51,8 +58,10 @@ def eval_command(
         policy=policy, data=data, data_kwargs=data_kwargs, env=env, n=n, evr=evr,
         ablations=tuple(a for a in ablate.split(",") if a.strip()), judge=judge, limit=limit,
         concurrency=concurrency, pseudo=pseudo, resamples=resamples, seed=seed,  # type: ignore[arg-type]
+        profile=profile,
     )  # fmt: skip
     result = run_eval(config, out)
+    console.print(f"profile: {result.results['profile']}")
     _print_conditions(result.results)
     console.print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
 

@@ -19,7 +19,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from medgym.agents.policy import Policy
 from medgym.core.sample import Sample
 from medgym.core.trajectory import Group, read_groups
 from medgym.envs.config import SessionConfig
+from medgym.envs.profiles import DEFAULT_PROFILE, ModelProfile, get_profile
 from medgym.errors import ConfigError, did_you_mean
 from medgym.eval.ablations import LABEL_READING_POLICIES, ablate_samples, parse_ablations
 from medgym.eval.metrics import (
@@ -37,7 +38,14 @@ from medgym.eval.metrics import (
     sample_record,
 )
 
-__all__ = ["EvalConfig", "EvalResult", "evaluate_groups", "load_samples", "run_eval"]
+__all__ = [
+    "EvalConfig",
+    "EvalResult",
+    "evaluate_groups",
+    "load_samples",
+    "resolve_profile",
+    "run_eval",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +61,8 @@ class EvalConfig:
         data: Dataset name with an optional split, ``NAME[:split]`` (default split ``test``).
         data_kwargs: Extra loader arguments (e.g. ``{"num_samples": 32}`` for ``synthetic``).
         env: Env id whose tools and budgets the episodes use (see ``medgym.envs.ENV_IDS``).
+        session_options: ``SessionConfig`` fields set on top of the env's (e.g.
+            ``{"max_turns": 2}``); the ``no-tools`` condition keeps its own ``tools``.
         n: Rollouts per sample (pass@k and majority metrics need n > 1).
         ablations: Any of ``no-tools``, ``blank-image``, ``shuffled-image``.
         evr: EVR mode (``off``, ``branch``, ``reground``); branch mode uses ``n`` leaves.
@@ -64,7 +74,9 @@ class EvalConfig:
         chunk_size: Samples per chunk; results are appended after every chunk.
         resamples: Bootstrap resamples of every interval.
         pseudo: Label-free pseudo label scored: ``majority`` vote or ``fpl`` (semantic centre).
-        profile: Model profile of the sessions (box convention, chat format).
+        profile: Model profile of the sessions (box convention, views, chat format). ``None``:
+            the profile the policy's checkpoint recorded, else ``qwen2.5-vl``. A name that
+            disagrees with the checkpoint's is used, with a warning.
         progress: Show a progress bar.
     """
 
@@ -72,6 +84,7 @@ class EvalConfig:
     data: str
     data_kwargs: dict[str, Any] = field(default_factory=dict)
     env: str = "MedVQA-Zoom-v0"
+    session_options: dict[str, Any] = field(default_factory=dict)
     n: int = 1
     ablations: tuple[str, ...] = ()
     evr: str = "off"
@@ -83,7 +96,7 @@ class EvalConfig:
     chunk_size: int = 16
     resamples: int = 1000
     pseudo: Literal["majority", "fpl"] = "majority"
-    profile: str = "qwen2.5-vl"
+    profile: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -104,13 +117,26 @@ class EvalConfig:
         if self.pseudo not in ("majority", "fpl"):
             raise ConfigError(f"pseudo must be 'majority' or 'fpl'; got {self.pseudo!r}")
         object.__setattr__(self, "ablations", parse_ablations(self.ablations))
+        if self.profile is not None:
+            get_profile(self.profile)  # an unknown name fails here, naming the near one
+        if self.session_options:
+            known = {f.name for f in fields(SessionConfig)}
+            for key in self.session_options:
+                if key not in known:
+                    raise ConfigError(
+                        f"unknown session option `{key}`{did_you_mean(key, known)}; known: "
+                        f"{', '.join(sorted(known))}"
+                    )
 
     def session_config(self, condition: str = "main") -> SessionConfig:
         """The session settings of a condition (``no-tools`` uses ``MedVQA-Direct-v0``)."""
         from medgym.envs import ENV_IDS
 
         env = "MedVQA-Direct-v0" if condition == "no-tools" else self.env
-        return SessionConfig.from_kwargs(**dict(ENV_IDS[env]))
+        kwargs = {**dict(ENV_IDS[env]), **self.session_options}
+        if condition == "no-tools":
+            kwargs["tools"] = []
+        return SessionConfig.from_kwargs(**kwargs)
 
 
 @dataclass
@@ -149,7 +175,28 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _runner(config: EvalConfig, condition: str) -> Any:
+def resolve_profile(config: EvalConfig, policy: Policy) -> ModelProfile:
+    """The profile episodes run with: the config's, else the checkpoint's, else the default.
+
+    A checkpoint that recorded a profile (``HFPolicy.profile``) and a config that names another
+    one disagree: the named one is used (an explicit override) and a warning says so, since a
+    model shown views or boxes it was not trained on answers at random.
+    """
+    own = getattr(policy, "profile", None)
+    if config.profile is None:
+        return own if isinstance(own, ModelProfile) else get_profile(DEFAULT_PROFILE)
+    chosen = get_profile(config.profile)
+    if isinstance(own, ModelProfile) and own != chosen:
+        logger.warning(
+            "policy `%s` was trained with profile `%s` (max_pixels=%d, boxes %s) but is evaluated "
+            "with `%s` (max_pixels=%d, boxes %s) as asked; drop the profile option to use the "
+            "checkpoint's", policy.name, own.name, own.max_pixels, own.box_format, chosen.name,
+            chosen.max_pixels, chosen.box_format,
+        )
+    return chosen
+
+
+def _runner(config: EvalConfig, condition: str, profile: ModelProfile) -> Any:
     from medgym.agents import EVRConfig, GroupRunner
 
     evr = None
@@ -160,7 +207,7 @@ def _runner(config: EvalConfig, condition: str) -> Any:
         evr = EVRConfig(mode=config.evr, **options)  # type: ignore[arg-type]
     return GroupRunner(
         config.session_config(condition),
-        profile=config.profile,
+        profile=profile,
         n=config.n,
         concurrency=config.concurrency,
         progress=config.progress,
@@ -189,7 +236,12 @@ def _append(groups: Sequence[Group], path: Path) -> None:
 
 
 def _run_condition(
-    config: EvalConfig, condition: str, samples: list[Sample], policy: Policy, out_dir: Path
+    config: EvalConfig,
+    condition: str,
+    samples: list[Sample],
+    policy: Policy,
+    out_dir: Path,
+    profile: ModelProfile,
 ) -> tuple[list[Group], dict[str, float]]:
     """Run what is missing of one condition; returns its groups and this call's EVR counters."""
     path = out_dir / "trajectories" / f"{condition}.jsonl"
@@ -200,7 +252,7 @@ def _run_condition(
     todo = [s for s in ablate_samples(condition, samples, seed=config.seed) if s.id not in done]
     if done:
         logger.info("%s: %d samples found in %s, %d to run", condition, len(done), path, len(todo))
-    runner = _runner(config, condition)
+    runner = _runner(config, condition, profile)
     evr: dict[str, float] = {}
     for i in range(0, len(todo), config.chunk_size):
         chunk = todo[i : i + config.chunk_size]
@@ -310,11 +362,12 @@ def run_eval(
     if not samples:
         raise ConfigError(f"no samples to evaluate in `{config.data}`")
     judge = _judge_fn(config.judge)
+    profile = resolve_profile(config, policy)
     start = time.perf_counter()
     conditions: dict[str, dict[str, Any]] = {}
     all_groups: dict[str, list[Group]] = {}
     for condition in ("main", *config.ablations):
-        groups, evr_counts = _run_condition(config, condition, samples, policy, out)
+        groups, evr_counts = _run_condition(config, condition, samples, policy, out, profile)
         metrics, episodes = evaluate_groups(
             groups, judge=judge, pseudo=config.pseudo, resamples=config.resamples,
             seed=config.seed,
@@ -328,6 +381,7 @@ def run_eval(
     results = {
         "config": asdict(config),
         "policy_name": policy.name,
+        "profile": profile.name,
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": time.perf_counter() - start,

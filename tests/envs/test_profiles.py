@@ -15,7 +15,9 @@ def test_view_size_is_a_fixed_point_of_the_processor_rule(
     name: str, w: int, h: int, up: bool
 ) -> None:
     p = PROFILES[name]
-    if max(w, h) / min(w, h) > 150:
+    # Past max_pixels / factor**2 the narrow side is one patch already: no size meets the budget
+    # (Qwen's rule then keeps the one-patch side, as the processor does; tiny-vlm: 36).
+    if max(w, h) / min(w, h) > min(150, p.max_pixels / p.factor**2 - 1):
         return
     vw, vh = p.view_size(w, h, upscale=up)
     assert vw % p.factor == 0 and vh % p.factor == 0
@@ -65,3 +67,42 @@ def test_tools_block_only_where_expected() -> None:
     schema = [{"type": "function", "function": {"name": "zoom_in", "parameters": {}}}]
     assert "<tools>" in PROFILES["qwen2.5-vl"].tools_block(schema)
     assert PROFILES["qwen2.5-vl"].tools_block([]) == ""
+
+
+# ---------------------------------------------------------------- checkpoint profiles
+
+
+def test_checkpoint_profile_round_trips(tmp_path) -> None:
+    from medgym.envs.profiles import load_checkpoint_profile, save_checkpoint_profile
+
+    assert load_checkpoint_profile(tmp_path) is None
+    save_checkpoint_profile(tmp_path, "tiny-vlm")
+    got = load_checkpoint_profile(tmp_path)
+    assert got == get_profile("tiny-vlm")
+    assert got.stop == ("</tool_call>", "</answer>")  # a tuple again, so equality holds
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "not readable JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"name": "x", "boxes": "pixel"}', "unknown profile fields"),
+        ('{"name": "x", "box_format": "inches"}', "box_format"),
+    ],
+    ids=["bad-json", "not-an-object", "unknown-field", "bad-value"],
+)
+def test_bad_checkpoint_profile_is_a_clear_error(tmp_path, text: str, match: str) -> None:
+    from medgym.envs.profiles import PROFILE_FILE, load_checkpoint_profile
+
+    (tmp_path / PROFILE_FILE).write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_checkpoint_profile(tmp_path)
+
+
+def test_tiny_profile_is_registered_and_speaks_percent_boxes() -> None:
+    tiny = get_profile("tiny-vlm")
+    assert tiny.box_format == "norm1000" and tiny.max_pixels == 168 * 168
+    assert not tiny.tools_in_system_prompt
+    # boxes are thousandths of the view: the middle third of a 168 px view is 333..667
+    assert tiny.from_view_px((56.0, 0.0, 112.0, 168.0), (168, 168)) == [333, 0, 667, 1000]
