@@ -20,6 +20,7 @@ from medgym.agents.scripted import (
     OraclePolicy,
     PixelReaderPolicy,
     RandomZoomPolicy,
+    TeacherPolicy,
     make_scripted_policy,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "Policy",
     "RandomZoomPolicy",
     "SamplingConfig",
+    "TeacherPolicy",
     "TinyVLMConfig",
     "TokenGeneration",
     "WarmStartConfig",

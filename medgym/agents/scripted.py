@@ -2,6 +2,8 @@
 
 - :class:`OraclePolicy` zooms on the evidence box and answers with the label. It reads labels,
   so it is a test driver and an upper bound, never a row of an ablation table.
+- :class:`TeacherPolicy` zooms on the region the question names (read from its text), then
+  answers with the label: the demonstrations a model is warm-started on. It reads labels too.
 - :class:`PixelReaderPolicy` reads pixels only: it zooms where a simple detector sees a finding,
   then answers from the crop.
 - :class:`RandomZoomPolicy` zooms somewhere at random, then guesses.
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,7 +33,9 @@ __all__ = [
     "OraclePolicy",
     "PixelReaderPolicy",
     "RandomZoomPolicy",
+    "TeacherPolicy",
     "make_scripted_policy",
+    "question_region",
     "tool_call_text",
     "zoom_call",
 ]
@@ -108,6 +113,53 @@ class OraclePolicy:
         return Generation(answer_text(answer))
 
 
+_REGION = re.compile(r"x (\d{1,3})\s*[–-]\s*(\d{1,3})%,\s*y (\d{1,3})\s*[–-]\s*(\d{1,3})%")
+
+
+def question_region(question: str) -> tuple[float, float, float, float] | None:
+    """The region a question names in percent (``x 41–55%, y 18–32%``), as fractions 0-1.
+
+    Returns:
+        ``(x1, y1, x2, y2)`` as fractions of the image, or ``None`` when the question names no
+        region (or names an empty one).
+
+    Example:
+        >>> question_region("Is there a nodule inside the region x 41–55%, y 18–32% of it?")
+        (0.41, 0.18, 0.55, 0.32)
+    """
+    m = _REGION.search(question)
+    if m is None:
+        return None
+    x1, x2, y1, y2 = (int(v) / 100 for v in m.groups())
+    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+        return None
+    return (x1, y1, x2, y2)
+
+
+class TeacherPolicy:
+    """Zooms on the region the question names, then answers with the reference label.
+
+    Unlike :class:`OraclePolicy` its zoom reads nothing hidden: the box is the percent region
+    written in the question (a zone or a region of interest), which a model can copy from the
+    text, so its episodes are demonstrations a model can imitate (the warm start's data).
+    Questions that name no region are answered at once. It reads labels: never ablated.
+    """
+
+    name = "teacher"
+
+    async def generate(self, session: EpisodeSession) -> Generation:
+        """Zoom on the named region on the first turn, answer with the label on the next."""
+        s = session.sample
+        region = question_region(s.question)
+        if session.metrics["turns"] == 0 and region is not None and _can_zoom(session):
+            img = session.images[0]
+            w, h = img.width, img.height
+            box = (region[0] * w, region[1] * h, region[2] * w, region[3] * h)
+            return Generation(zoom_call(session, 0, box, "Look at the region asked about."))
+        answer = s.answer if s.answer is not None else _fallback_answer(session, _rng(session))
+        return Generation(answer_text(answer))
+
+
 class RandomZoomPolicy:
     """Zooms into a random box (10-50% of the view side), then guesses."""
 
@@ -176,6 +228,7 @@ class DirectPolicy(PixelReaderPolicy):
 
 SCRIPTED_POLICIES: dict[str, Callable[[], Any]] = {
     "oracle": OraclePolicy,
+    "teacher": TeacherPolicy,
     "pixel-reader": PixelReaderPolicy,
     "random-zoom": RandomZoomPolicy,
     "direct": DirectPolicy,

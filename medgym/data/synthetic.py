@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
@@ -209,6 +209,7 @@ def load_synthetic(
     kinds: tuple[str, ...] = _KINDS,
     families: tuple[str, ...] = FAMILIES,
     open_fraction: float = 0.5,
+    contrast: float | None = None,
 ) -> list[Sample]:
     """Build ``num_samples`` synthetic samples (no pixels are drawn).
 
@@ -226,6 +227,11 @@ def load_synthetic(
         kinds: Image kinds to use: ``xray`` (chest radiograph) and/or ``ct`` (abdominal CT).
         families: Question families to use (see :data:`~medgym.data.synthetic_questions.FAMILIES`).
         open_fraction: Share of ``count`` and ``shape`` questions asked without options.
+        contrast: Texture amplitude of the findings in noise standard deviations, replacing the
+            difficulty's (2.2-3.6). High values (the tiny agent's task uses 10) make a finding
+            plain when zoomed and leave a faint mottled trace in a 3x-shrunk first view: coarse
+            localisation becomes possible there while shape, count and kind still need the
+            zoom (see ``docs/bundled_data.md``). In ``[0.5, 20]``.
 
     Returns:
         The samples, ``Sample.meta`` holding the difficulty, the findings and the ``query``.
@@ -252,6 +258,10 @@ def load_synthetic(
     if not kinds or not families:
         raise ConfigError("kinds and families must not be empty")
     level = Difficulty.parse(difficulty)
+    if contrast is not None:
+        if not 0.5 <= contrast <= 20.0:
+            raise ConfigError(f"contrast must be in [0.5, 20] noise sigmas; got {contrast}")
+        level = replace(level, contrast=float(contrast))
     deck_rng = np.random.default_rng([seed, code, 0])
     family_deck = _Deck(tuple(families), deck_rng)
     kind_deck = _Deck(tuple(kinds), deck_rng)
