@@ -71,3 +71,32 @@ def serve_app() -> Iterator[Callable[[Any], str]]:
     """``serve_app(app) -> url``: runs ``app`` on a real uvicorn until the test ends."""
     with contextlib.ExitStack() as stack:
         yield lambda app: stack.enter_context(uvicorn_on_loopback(app))
+
+
+@pytest.fixture(scope="session")
+def small_model() -> Any:
+    """The tiny model's sizes at their smallest (about 200k weights): fast enough for tests.
+
+    The shipped default (:class:`TinyVLMConfig`) is ten times larger, sized for the learning
+    benchmark; tests that only need the code paths use this one.
+    """
+    pytest.importorskip("torch")
+    from medgym.agents.tiny_vlm import TinyVLMConfig
+
+    return TinyVLMConfig(
+        hidden_size=64, num_layers=2, intermediate_size=128, vision_hidden_size=32,
+        vision_depth=2, corpus_samples=16,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def format_warm_dir(tmp_path_factory: pytest.TempPathFactory, small_model: Any) -> Any:
+    """The small model warm-started until it writes tool calls and answers (about 30 s).
+
+    Shared by every test that runs the model through an episode loop (TRL, the GRPO loop, the
+    demo's evaluation path), so they all drive one checkpoint with its recorded profile.
+    """
+    from medgym.agents.tiny_vlm import WarmStartConfig, warm_start
+
+    cfg = WarmStartConfig(num_samples=16, max_steps=500, batch_size=2, lr=3e-3, model=small_model)
+    return warm_start(cfg, cache=tmp_path_factory.mktemp("format-warm"))

@@ -115,7 +115,7 @@ class GroupRunner:
         if self.evr_engine is not None and self.evr is not None and self.evr.mode == "branch":
             per_sample = await self._run_trees(samples, policy)
         elif self.evr_engine is None and hasattr(policy, "generate_batch"):
-            per_sample = await self._run_batched(samples, policy)
+            per_sample = await self.run_sessions(samples, policy)
         else:
             per_sample = await self._run_each(samples, policy)
         episodes = sum(len(c) for c in per_sample)
@@ -153,10 +153,15 @@ class GroupRunner:
                 progress.stop()
         return [sessions[i * self.n : (i + 1) * self.n] for i in range(len(samples))]
 
-    async def _run_batched(
+    async def run_sessions(
         self, samples: Sequence[Sample], policy: Policy
     ) -> list[list[EpisodeSession]]:
-        """Lock-step: every unfinished session advances one turn per batched call."""
+        """Lock-step: every unfinished session advances one turn per batched call.
+
+        Returns the finished sessions themselves (``n`` per sample, in sample order), for callers
+        that need more than the trajectories (a trainer re-encoding the conversations). The
+        policy needs ``generate_batch``; ``stats`` are not updated (:meth:`arun` does that).
+        """
         per_sample = [[self.new_session(s, k, policy.name) for k in range(self.n)] for s in samples]
         active = [s for chunk in per_sample for s in chunk]
         while active:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from medgym.agents.tiny_vlm.builder import (
     TINY_PROFILE,
+    TINY_SESSION,
+    TINY_TASK,
     TinyVLMConfig,
     build_tiny_vlm,
     load_tiny_vlm,
@@ -12,6 +14,8 @@ from medgym.agents.tiny_vlm.warm_start import WarmStartConfig, cache_dir, warm_s
 
 __all__ = [
     "TINY_PROFILE",
+    "TINY_SESSION",
+    "TINY_TASK",
     "TinyVLMConfig",
     "WarmStartConfig",
     "build_tiny_vlm",

@@ -13,20 +13,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medgym.envs.profiles import ModelProfile, get_profile
+from medgym.envs.profiles import ModelProfile, get_profile, save_checkpoint_profile
 from medgym.errors import ConfigError, DependencyNotInstalled
 
-__all__ = ["TINY_PROFILE", "TinyVLMConfig", "build_tiny_vlm", "load_tiny_vlm"]
+__all__ = [
+    "TINY_PROFILE",
+    "TINY_SESSION",
+    "TINY_TASK",
+    "TinyVLMConfig",
+    "build_tiny_vlm",
+    "load_tiny_vlm",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Profile the tiny model is driven with: Qwen2.5-VL conventions, except views of at most
-#: 112x112 pixels (16 image tokens each) and no tool block in the system prompt (the ~500-token
-#: block would dominate every sequence; the tiny model learns the call format from examples), so
-#: episodes stay short on CPU.
-TINY_PROFILE: ModelProfile = get_profile(
-    "qwen2.5-vl", min_pixels=28 * 28, max_pixels=112 * 112, tools_in_system_prompt=False
-)
+#: Profile the tiny model is driven with (the registered ``tiny-vlm`` profile): Qwen2.5-VL
+#: conventions with 168 px views (36 image tokens each), boxes in 0-1000 and no tool block in
+#: the system prompt (the ~500-token block would dominate every sequence; the tiny model learns
+#: the call format from examples). Every checkpoint the builder writes records it.
+TINY_PROFILE: ModelProfile = get_profile("tiny-vlm")
+
+#: ``synthetic`` settings of the task the tiny model is built for (``load("synthetic",
+#: **TINY_TASK)``). 512 px images make a finding about 30 px wide; at ``contrast=10`` noise
+#: sigmas its 2-pixel grain is plain in a zoom on the question's zone (171 px shown at 168 px)
+#: or region and only a faint mottle in the 168 px first view (a 3x shrink averages most of the
+#: zero-sum cells away). At the default contrast (2.2-3.6) the grain is hard to see even zoomed
+#: at this size, and a randomly initialised vision tower learns nothing from it in CPU minutes
+#: (``docs/learning.md``). ``side`` questions are left out: they name no region to look at.
+TINY_TASK: dict[str, Any] = {
+    "image_size": 512,
+    "contrast": 10.0,
+    "families": ("presence", "count", "shape", "kind"),
+}
+
+#: Session budgets of the tiny agent's episodes, the same in the warm start, RL and evaluation
+#: (``SessionConfig.from_kwargs(**TINY_SESSION)``): one look, then the answer (the reply to the
+#: look says it is the last turn). At most one tool call per episode.
+TINY_SESSION: dict[str, Any] = {
+    "tools": ["zoom_in", "crop", "reground"],
+    "max_turns": 2,
+    "max_images": 1,
+    "max_calls_per_turn": 1,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,12 +73,12 @@ class TinyVLMConfig:
         seed: Seed of the random initialisation.
     """
 
-    hidden_size: int = 64
-    num_layers: int = 2
+    hidden_size: int = 128
+    num_layers: int = 4
     num_heads: int = 4
-    intermediate_size: int = 128
-    vision_hidden_size: int = 32
-    vision_depth: int = 2
+    intermediate_size: int = 384
+    vision_hidden_size: int = 128
+    vision_depth: int = 4
     vocab_size: int = 768
     corpus_samples: int = 32
     seed: int = 0
@@ -97,7 +125,7 @@ def build_tiny_vlm(path: str | Path, config: TinyVLMConfig | None = None) -> Pat
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(
-        corpus(cfg.corpus_samples, profile=TINY_PROFILE), vocab_size=cfg.vocab_size
+        corpus(cfg.corpus_samples, profile=TINY_PROFILE, **TINY_TASK), vocab_size=cfg.vocab_size
     )
     ids: dict[str, Any] = {
         t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens
@@ -129,7 +157,7 @@ def build_tiny_vlm(path: str | Path, config: TinyVLMConfig | None = None) -> Pat
             "depth": cfg.vision_depth,
             "hidden_size": cfg.vision_hidden_size,
             "intermediate_size": 2 * cfg.vision_hidden_size,
-            "num_heads": 2,
+            "num_heads": max(1, cfg.vision_hidden_size // 32),
             "out_hidden_size": cfg.hidden_size,
             "fullatt_block_indexes": [cfg.vision_depth - 1],
             "window_size": 56,
@@ -151,6 +179,7 @@ def build_tiny_vlm(path: str | Path, config: TinyVLMConfig | None = None) -> Pat
     )
     processor = ImageOnlyQwenVLProcessor(image_processor, tokenizer, chat_template=CHAT_TEMPLATE)
     processor.save_pretrained(out)
+    save_checkpoint_profile(out, TINY_PROFILE)
     n = sum(p.numel() for p in model.parameters())
     logger.info("built tiny Qwen2.5-VL with %d parameters at %s", n, out)
     return out

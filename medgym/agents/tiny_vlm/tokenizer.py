@@ -8,6 +8,7 @@ as special tokens so the chat template and the Qwen2.5-VL image-token logic work
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -47,22 +48,26 @@ CHAT_TEMPLATE = (
 
 
 def corpus(
-    num_samples: int = 32, seed: int = 0, profile: str | ModelProfile = "qwen2.5-vl"
+    num_samples: int = 32,
+    seed: int = 0,
+    profile: str | ModelProfile = "qwen2.5-vl",
+    **data_kwargs: Any,
 ) -> list[str]:
-    """Text of oracle and random-zoom episodes on the ``synthetic`` set.
+    """Text of teacher, oracle and random-zoom episodes on the ``synthetic`` training split.
 
     Args:
         num_samples: Samples to run.
         seed: Seed of the sample draw.
         profile: Profile the episodes are rendered with (box numbers follow its view sizes).
+        **data_kwargs: Other ``load_synthetic`` settings (image size, families).
     """
     from medgym.agents.runner import GroupRunner
-    from medgym.agents.scripted import OraclePolicy, RandomZoomPolicy
+    from medgym.agents.scripted import OraclePolicy, RandomZoomPolicy, TeacherPolicy
     from medgym.data import load
 
-    samples = load("synthetic", num_samples=num_samples, seed=seed)
+    samples = load("synthetic", split="train", num_samples=num_samples, seed=seed, **data_kwargs)
     texts: list[str] = []
-    for policy in (OraclePolicy(), RandomZoomPolicy()):
+    for policy in (TeacherPolicy(), OraclePolicy(), RandomZoomPolicy()):
         for group in GroupRunner(n=1, progress=False, profile=profile).run(samples, policy):
             for t in group.trajectories:
                 texts += [t.system_prompt, t.prompt]

@@ -1,32 +1,51 @@
 """``warm_start``: a short CPU fine-tune that teaches the tiny model medgym's turn format.
 
 A randomly initialised model never writes a tool call, and a group whose rollouts all score the
-same has zero advantage. A minute or two of supervised fine-tuning on oracle episodes of the
-``synthetic`` set (zoom on the evidence, then answer) makes the tiny model emit well-formed tool
-calls and answers whose correctness varies between rollouts. The result is cached on disk under
-``MEDGYM_CACHE_DIR`` (default ``~/.cache/medgym``), keyed by every setting that changes it.
+same has zero advantage. A short supervised fine-tune on teacher episodes of the ``synthetic``
+training split (zoom on the region the question names, then answer with the label) plays the role
+of pre-training: the tiny model then writes well-formed tool calls and answers whose correctness
+varies between rollouts. It is bounded by optimiser steps, not by time, so the same settings give
+the same model on any machine. The result is cached on disk under ``MEDGYM_CACHE_DIR`` (default
+``~/.cache/medgym``), keyed by every setting that changes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medgym.agents.tiny_vlm.builder import TINY_PROFILE, TinyVLMConfig, build_tiny_vlm
+from medgym.agents.tiny_vlm.builder import (
+    TINY_PROFILE,
+    TINY_SESSION,
+    TINY_TASK,
+    TinyVLMConfig,
+    build_tiny_vlm,
+)
+from medgym.envs.profiles import save_checkpoint_profile
 from medgym.errors import ConfigError
 
-__all__ = ["WarmStartConfig", "cache_dir", "collate", "sft_examples", "warm_start"]
+__all__ = [
+    "WarmStartConfig",
+    "cache_dir",
+    "collate",
+    "encode_episode",
+    "sft_examples",
+    "warm_start",
+]
 
 logger = logging.getLogger(__name__)
 
-_VERSION = 5
+_VERSION = 6
 _MARKER = "warm_start.json"
 
 
@@ -35,41 +54,45 @@ class WarmStartConfig:
     """Settings of the warm-start fine-tune.
 
     Attributes:
-        num_samples: ``synthetic`` samples whose oracle episodes form the training set.
+        num_samples: ``synthetic`` training-split samples whose teacher episodes form the data
+            (each gives one episode with tools and one without).
         seed: Seed of the sample draw, the initialisation and the data order.
-        max_seconds: Wall-clock cap of the whole warm start (build, data, optimisation; the
-            optimiser stops when it is reached). Where it binds, the result depends on machine
-            speed; for bit-reproducible runs, set ``max_steps`` low enough that it binds first.
-        max_steps: Cap on optimiser steps.
-        lr: AdamW learning rate.
+        max_steps: Optimiser steps: the budget of the warm start (reproducible on any machine).
+        max_seconds: Optional wall-clock cap on top of ``max_steps``. Where it binds, the model
+            depends on machine speed and load; leave it ``None`` for reproducible runs.
+        lr: Peak AdamW learning rate (linear warm-up over the first 5% of steps, cosine decay).
         batch_size: Episodes per optimiser step (padded on the right).
+        split: ``synthetic`` split the data comes from (keep it apart from evaluation splits).
         model: Sizes of the tiny model.
     """
 
-    num_samples: int = 96
+    num_samples: int = 384
     seed: int = 0
-    max_seconds: float = 110.0
-    max_steps: int = 4000
-    lr: float = 3e-3
-    batch_size: int = 1
+    max_steps: int = 500
+    max_seconds: float | None = None
+    lr: float = 2e-3
+    batch_size: int = 8
+    split: str = "train"
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
-        if not self.max_seconds > 0 or self.max_steps < 1:
-            raise ConfigError(
-                f"need max_seconds > 0 and max_steps >= 1; got {self.max_seconds}, {self.max_steps}"
-            )
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1; got {self.max_steps}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ConfigError(f"max_seconds must be > 0 or None; got {self.max_seconds}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1; got {self.batch_size}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0; got {self.lr}")
 
     def key(self) -> str:
-        """Short hash of every setting (the time cap included: it bounds the steps taken)."""
+        """Short hash of every setting (and of the task and format version)."""
         d = asdict(self)
         d["version"] = _VERSION
+        d["task"] = TINY_TASK
+        d["session"] = TINY_SESSION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -78,51 +101,70 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MEDGYM_CACHE_DIR") or Path.home() / ".cache" / "medgym")
 
 
-def sft_examples(processor: Any, num_samples: int, seed: int) -> list[dict[str, Any]]:
-    """Tokenised oracle episodes with labels on the assistant turns only.
+def encode_episode(processor: Any, session: Any) -> dict[str, Any]:
+    """A finished session as model inputs with ``labels`` on the assistant replies only.
 
-    Every sample gives two episodes: with tools (zoom on the evidence, then answer) and without
-    (answer at once, under the no-tool prompt), so the model learns both settings.
+    Shared by the warm start (teacher episodes) and medgym's GRPO loop (the policy's own
+    episodes): both train on exactly the tokens the chat template gives the model's turns.
 
     Returns:
-        One dict per episode: the processor's tensors plus ``labels`` (``-100`` outside the
-        assistant replies; each reply's ``<|im_end|>`` is a target, so the model learns to stop).
+        The processor's tensors plus ``labels`` (``-100`` outside the assistant replies; each
+        reply's ``<|im_end|>`` is a target, so the model learns to stop).
     """
-    import asyncio
-
     import torch
-
-    from medgym.agents.policy import run_episode
-    from medgym.agents.scripted import OraclePolicy
-    from medgym.data import load
-    from medgym.envs.config import SessionConfig
-    from medgym.envs.session import EpisodeSession
 
     tok = processor.tokenizer
     start_id = tok.convert_tokens_to_ids("<|im_start|>")
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
     header = tok.encode("assistant\n", add_special_tokens=False)
-    out = []
+    messages = session.conversation("hf")
+    images = [p["image"] for m in messages for p in m["content"] if p.get("type") == "image"]
+    text = processor.apply_chat_template(messages, tokenize=False)
+    enc = processor(text=[text], images=images or None, return_tensors="pt")
+    ids = enc["input_ids"][0].tolist()
+    labels = torch.full_like(enc["input_ids"], -100)
+    for i, t in enumerate(ids):
+        if t == start_id and ids[i + 1 : i + 1 + len(header)] == header:
+            j = i + 1 + len(header)
+            end = ids.index(end_id, j) if end_id in ids[j:] else len(ids) - 1
+            labels[0, j : end + 1] = enc["input_ids"][0, j : end + 1]
+    enc["labels"] = labels
+    return dict(enc)
+
+
+def sft_examples(
+    processor: Any, num_samples: int, seed: int, split: str = "train"
+) -> list[dict[str, Any]]:
+    """Tokenised teacher episodes with labels on the assistant turns only.
+
+    Every sample gives two episodes: with tools (zoom on the region the question names, then
+    answer) and without (answer at once, under the no-tool prompt), so the model learns both.
+
+    Returns:
+        One :func:`encode_episode` dict per episode.
+    """
+    import asyncio
+
+    from medgym.agents.policy import run_episode
+    from medgym.agents.scripted import TeacherPolicy
+    from medgym.data import load
+    from medgym.envs.config import SessionConfig
+    from medgym.envs.session import EpisodeSession
+
     episodes = [
         EpisodeSession(sample, profile=TINY_PROFILE, config=cfg)
-        for sample in load("synthetic", num_samples=num_samples, seed=seed)
-        for cfg in (SessionConfig(), SessionConfig(tools=(), max_turns=1))
+        for sample in load(
+            "synthetic", split=split, num_samples=num_samples, seed=seed, **TINY_TASK
+        )
+        for cfg in (
+            SessionConfig.from_kwargs(**TINY_SESSION),
+            SessionConfig.from_kwargs(**{**TINY_SESSION, "tools": []}),
+        )
     ]
+    out = []
     for session in episodes:
-        asyncio.run(run_episode(OraclePolicy(), session))
-        messages = session.conversation("hf")
-        images = [p["image"] for m in messages for p in m["content"] if p.get("type") == "image"]
-        text = processor.apply_chat_template(messages, tokenize=False)
-        enc = processor(text=[text], images=images or None, return_tensors="pt")
-        ids = enc["input_ids"][0].tolist()
-        labels = torch.full_like(enc["input_ids"], -100)
-        for i, t in enumerate(ids):
-            if t == start_id and ids[i + 1 : i + 1 + len(header)] == header:
-                j = i + 1 + len(header)
-                end = ids.index(end_id, j)
-                labels[0, j : end + 1] = enc["input_ids"][0, j : end + 1]
-        enc["labels"] = labels
-        out.append(dict(enc))
+        asyncio.run(run_episode(TeacherPolicy(), session))
+        out.append(encode_episode(processor, session))
     return out
 
 
@@ -148,8 +190,38 @@ def collate(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     return batch
 
 
+def _lr_factor(step: int, total: int) -> float:
+    """Linear warm-up over the first 5% of ``total`` steps, then cosine decay to 10%."""
+    warm = max(1, total // 20)
+    if step < warm:
+        return (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[int, float], None]]:
+    """A rich progress bar of optimiser steps (a no-op callback when disabled)."""
+    if not enabled:
+        yield lambda step, loss: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("warm start"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("warm start", total=total, loss=float("nan"))
+        yield lambda step, loss: bar.update(task, completed=step, loss=loss)
+
+
 def warm_start(
-    config: WarmStartConfig | None = None, *, cache: str | Path | None = None, force: bool = False
+    config: WarmStartConfig | None = None,
+    *,
+    cache: str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
 ) -> Path:
     """Build the tiny model and fine-tune it on oracle episodes, or reuse the cached result.
 
@@ -157,6 +229,7 @@ def warm_start(
         config: Settings; the cache key is derived from them.
         cache: Cache folder (default :func:`cache_dir`).
         force: Rebuild even when a cached result exists.
+        progress: Show a progress bar of the optimiser steps.
 
     Returns:
         The folder of the warm-started model (load with :func:`load_tiny_vlm` or
@@ -172,31 +245,39 @@ def warm_start(
     if (folder / _MARKER).is_file() and not force:
         logger.info("warm-started tiny model found at %s", folder)
         return folder
-    start = time.perf_counter()  # the time cap covers building and data too
+    start = time.perf_counter()  # an optional time cap covers building and data too
     tmp = root / f".{folder.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     build_tiny_vlm(tmp, cfg.model)
     model, processor = load_tiny_vlm(tmp)
-    examples = sft_examples(processor, cfg.num_samples, cfg.seed)
+    examples = sft_examples(processor, cfg.num_samples, cfg.seed, cfg.split)
     torch.manual_seed(cfg.seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _lr_factor(k, cfg.max_steps))
     order = torch.Generator().manual_seed(cfg.seed)
     train_start, step, losses = time.perf_counter(), 0, []
     pad_id = processor.tokenizer.pad_token_id
-    while step < cfg.max_steps and time.perf_counter() - start < cfg.max_seconds:
-        perm = torch.randperm(len(examples), generator=order).tolist()
-        for i in range(0, len(perm), cfg.batch_size):
-            batch = collate([examples[k] for k in perm[i : i + cfg.batch_size]], pad_id)
-            loss = model(**batch).loss
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if step >= cfg.max_steps or time.perf_counter() - start >= cfg.max_seconds:
-                break
+    timed_out = False
+    with _progress(cfg.max_steps, progress) as bar:
+        while step < cfg.max_steps and not timed_out:
+            perm = torch.randperm(len(examples), generator=order).tolist()
+            for i in range(0, len(perm), cfg.batch_size):
+                batch = collate([examples[k] for k in perm[i : i + cfg.batch_size]], pad_id)
+                loss = model(**batch).loss
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+                step += 1
+                bar(step, losses[-1])
+                timed_out = (
+                    cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds
+                )
+                if step >= cfg.max_steps or timed_out:
+                    break
     model.eval()
     model.save_pretrained(tmp)
     tail = losses[-min(len(losses), 20) :]
@@ -205,9 +286,16 @@ def warm_start(
         "steps": step,
         "seconds": round(time.perf_counter() - start, 2),
         "train_seconds": round(time.perf_counter() - train_start, 2),
+        "stopped_by": "max_seconds" if timed_out else "max_steps",
         "first_loss": losses[0] if losses else None,
         "final_loss": sum(tail) / len(tail) if tail else None,
     }
+    if timed_out:
+        logger.warning(
+            "warm start stopped by max_seconds=%s after %d of %d steps: the model depends on "
+            "machine speed", cfg.max_seconds, step, cfg.max_steps,
+        )
+    save_checkpoint_profile(tmp, TINY_PROFILE)
     (tmp / _MARKER).write_text(json.dumps(record, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

@@ -53,6 +53,14 @@ def check_whole_groups(sessions: Sequence[EpisodeSession], num_generations: int)
             )
 
 
+def _pseudo_label(diagnostics: dict[str, Any]) -> str | None:
+    """The pseudo label a label-free reward chose for a group (``None`` when it used a label)."""
+    for d in (diagnostics, diagnostics.get("accuracy")):
+        if isinstance(d, dict) and isinstance(d.get("pseudo_label"), str):
+            return str(d["pseudo_label"])
+    return None
+
+
 class SessionGroupReward:
     """``fn(completions, environments, **kw) -> list[float]`` for ``GRPOTrainer(reward_funcs=)``.
 
@@ -129,6 +137,7 @@ class SessionGroupReward:
         confidences: list[float] = []
         skipped = 0
         group_spread: list[float] = []
+        pseudo: list[str | None] = []
         for start in range(0, len(sessions), g):
             chunk = sessions[start : start + g]
             gid = uuid.uuid4().hex[:12]
@@ -150,6 +159,7 @@ class SessionGroupReward:
             conf = result.diagnostics.get("confidence")
             if isinstance(conf, (int, float)):
                 confidences.append(float(conf))
+            pseudo.append(_pseudo_label(result.diagnostics))
             skipped += bool(result.diagnostics.get("skipped"))
         n = len(sessions)
         record: dict[str, Any] = {
@@ -160,6 +170,9 @@ class SessionGroupReward:
             "answer_rate": sum(s.terminated for s in sessions) / n,
             "skipped_groups": float(skipped),
             "rewards": list(rewards),
+            # per group, for analysis only (e.g. pseudo-label accuracy against hidden labels)
+            "sample_ids": [sessions[i].sample.id for i in range(0, n, g)],
+            "pseudo_labels": pseudo,
         }
         for name, vals in parts.items():
             record[f"part/{name}"] = sum(vals) / len(vals)

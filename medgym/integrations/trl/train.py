@@ -12,9 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medgym.envs.profiles import (
+    DEFAULT_PROFILE,
+    ModelProfile,
+    get_profile,
+    load_checkpoint_profile,
+)
 from medgym.errors import ConfigError, DependencyNotInstalled
 
-__all__ = ["MedGymArguments", "build_dataset", "build_trainer", "default_grpo_config", "demo_train"]
+__all__ = [
+    "MedGymArguments",
+    "build_dataset",
+    "build_trainer",
+    "default_grpo_config",
+    "demo_train",
+    "resolve_checkpoint_profile",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +72,8 @@ class MedGymArguments:
     profile: str = field(
         default="",
         metadata={
-            "help": "Model profile name, or `tiny`; empty: `tiny` for a warm-started tiny model "
-            "(a folder with warm_start.json), else qwen2.5-vl."
+            "help": "Model profile name (qwen2.5-vl, tiny-vlm...); empty: the profile the "
+            "checkpoint recorded (medgym_profile.json), else qwen2.5-vl."
         },
     )
     reward: str = field(default="label_free", metadata={"help": "Group reward registry name."})
@@ -74,8 +87,8 @@ class MedGymArguments:
     max_turns: int = field(default=3, metadata={"help": "Model turns per episode."})
     max_images: int = field(default=2, metadata={"help": "New images an episode may show."})
     tools: str = field(default="zoom_in,crop,reground", metadata={"help": "Comma-separated tools."})
-    warm_start_seconds: float = field(
-        default=110.0, metadata={"help": "Warm start time cap (tiny model)."}
+    warm_start_steps: int = field(
+        default=500, metadata={"help": "Warm start optimiser steps (tiny model)."}
     )
     metrics_file: str = field(
         default="medgym_metrics.jsonl", metadata={"help": "JSONL under output_dir."}
@@ -131,6 +144,24 @@ def build_dataset(samples: list[Any], *, profile: Any, config: Any) -> Any:
     return Dataset.from_list(rows)
 
 
+def resolve_checkpoint_profile(model_path: str | Path, name: str = "") -> ModelProfile:
+    """The profile to train ``model_path`` with: ``name``, else the recorded one, else default.
+
+    ``tiny`` is accepted as the old spelling of ``tiny-vlm``. A name that disagrees with the
+    profile the checkpoint recorded is used as asked, with a warning.
+    """
+    own = load_checkpoint_profile(model_path) if Path(model_path).is_dir() else None
+    if not name:
+        return own or get_profile(DEFAULT_PROFILE)
+    chosen = get_profile("tiny-vlm" if name == "tiny" else name)
+    if own is not None and own != chosen:
+        logger.warning(
+            "%s was trained with profile `%s` but is trained on with `%s` as asked",
+            model_path, own.name, chosen.name,
+        )
+    return chosen
+
+
 def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     """Build ``(GRPOTrainer, SessionGroupReward)`` from the two configs.
 
@@ -140,7 +171,7 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     trl = _require_trl()
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from medgym.agents.tiny_vlm import TINY_PROFILE, WarmStartConfig, warm_start
+    from medgym.agents.tiny_vlm import WarmStartConfig, warm_start
     from medgym.agents.tiny_vlm.processor import register_processor
     from medgym.data import load
     from medgym.envs.config import SessionConfig
@@ -156,13 +187,8 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
             f"steps_per_generation = {per_process} is not a multiple of num_generations="
             f"{gargs.num_generations}"
         )
-    model_path = margs.model or str(
-        warm_start(WarmStartConfig(max_seconds=margs.warm_start_seconds))
-    )
-    tiny = margs.profile == "tiny" or (
-        not margs.profile and (Path(model_path) / "warm_start.json").is_file()
-    )
-    profile = TINY_PROFILE if tiny else (margs.profile or "qwen2.5-vl")
+    model_path = margs.model or str(warm_start(WarmStartConfig(max_steps=margs.warm_start_steps)))
+    profile = resolve_checkpoint_profile(model_path, margs.profile)
     register_processor()
     processor = prepare_processor(AutoProcessor.from_pretrained(model_path))
     model = AutoModelForImageTextToText.from_pretrained(model_path)

@@ -13,11 +13,11 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def tiny_vlm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_vlm_path(tmp_path_factory: pytest.TempPathFactory, small_model: Any) -> Path:
     """A tiny offline Qwen2.5-VL saved to disk (model, tokenizer, processor)."""
     from medgym.agents.tiny_vlm import build_tiny_vlm
 
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny_vlm"))
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny_vlm"), small_model)
 
 
 @pytest.fixture(scope="session")
