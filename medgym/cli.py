@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medgym.eval.cli_commands import register as register_eval_commands
+from medgym.learning.cli import register as register_learning_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -24,7 +25,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the trajectories (JSONL).")] = Path(
         "runs/demo"
     ),
-    num_samples: Annotated[int, typer.Option(help="Synthetic samples per run.")] = 48,
+    num_samples: Annotated[int, typer.Option(help="Synthetic samples per scripted run.")] = 48,
     n: Annotated[int, typer.Option(help="Rollouts per sample (group size).")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic set.")] = 0,
     datasets: Annotated[str, typer.Option(help="Comma-separated bundled sets.")] = (
@@ -33,23 +34,32 @@ def demo(
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="Evaluate with ablations; write the report.")
     ] = True,
-    train_steps: Annotated[
-        int, typer.Option(help="GRPO steps of the tiny model through TRL (0 skips training).")
-    ] = 3,
+    rl_steps: Annotated[
+        int, typer.Option(help="Label-free GRPO steps of the tiny model (0 skips it).")
+    ] = 15,
     tiny: Annotated[
-        bool, typer.Option("--tiny/--no-tiny", help="Evaluate the tiny offline VLM with EVR.")
+        bool, typer.Option("--tiny/--no-tiny", help="Warm-start and train the tiny offline VLM.")
     ] = True,
 ) -> None:
-    """Run groups of episodes with the scripted policies on the bundled offline datasets."""
+    """The whole pipeline on the bundled data: scripted baselines, then the tiny agent learning.
+
+    1. Scripted policies on the bundled sets (groups of ``n`` rollouts).
+    2. The tiny Qwen2.5-VL: warm start on split A (cached), label-free GRPO on split B (labels
+       removed), before/after evaluation on held-out split C with intervals and ablations;
+       ``OUT/summary.json`` holds the figures (the shape of ``medgym learning``'s output).
+    3. The evaluation reports of the scripted policies (``OUT/eval/index.html``).
+    """
     from medgym.agents import GroupRunner, make_scripted_policy
     from medgym.data import load
     from medgym.envs import SessionConfig
+    from medgym.learning.cli import quiet_libraries
 
     logging.basicConfig(level=logging.WARNING)
+    quiet_libraries()
     out.mkdir(parents=True, exist_ok=True)
     zoom_cfg = SessionConfig(tools=("zoom_in", "crop", "reground"), max_turns=4)
     direct_cfg = SessionConfig(tools=(), max_turns=1)
-    table = Table(title=f"medgym demo: {n} rollouts per sample")
+    table = Table(title=f"1. scripted policies: {n} rollouts per sample")
     for col in ("dataset", "policy", "n", "accuracy", "calls/ep", "errors/ep", "ep/s"):
         table.add_column(
             col, justify="right" if col not in ("dataset", "policy") else "left", no_wrap=True
@@ -64,7 +74,7 @@ def demo(
         for policy_name in DEMO_POLICIES:
             policy = make_scripted_policy(policy_name)
             cfg = direct_cfg if policy_name == "direct" else zoom_cfg
-            runner = GroupRunner(cfg, n=n)
+            runner = GroupRunner(cfg, n=n, progress=False)
             path = out / f"{name}_{policy_name}.jsonl"
             groups = runner.run(samples, policy, out=path)
             trajs = [t for g in groups for t in g.trajectories]
@@ -83,48 +93,50 @@ def demo(
         f"[dim]oracle reads the labels: an upper bound, not a baseline. "
         f"Trajectories in {out}/ ({time.perf_counter() - t0:.1f} s)[/dim]"
     )
-    if train_steps > 0:
-        _demo_train(train_steps, out / "trl")
+    if tiny:
+        _demo_learning(out, rl_steps, seed)
     if evaluate:
         from medgym.eval import run_demo_eval
 
-        console.print("Evaluating with ablations (no tools, blank image, shuffled image)...")
+        console.print("3. Evaluating the scripted policies with ablations (no tools, blank image, "
+                      "shuffled image)...")  # fmt: skip
         index = run_demo_eval(
-            out / "eval",
-            datasets=names,
-            num_samples=min(num_samples, 16),
-            n=2,
-            tiny_model=tiny,  # the warm-started tiny VLM (skipped without torch)
-            evr="reground",
-            progress=True,
+            out / "eval", datasets=names, num_samples=min(num_samples, 16), n=2, progress=True
         )
         console.print(f"Report: [bold]{index}[/bold] ({time.perf_counter() - t0:.1f} s in all)")
 
 
-def _demo_train(steps: int, out: Path) -> None:
-    """GRPO of the warm-started tiny model with the label-free reward; print the curve."""
+def _demo_learning(out: Path, rl_steps: int, seed: int) -> None:
+    """Warm start, label-free GRPO and the before/after table of the tiny model."""
+    import json
+
     try:
-        from medgym.integrations.trl import demo_train
+        import torch  # noqa: F401
     except ImportError as e:
-        console.print(f"[yellow]training skipped: {e} (pip install 'medgym[trl]')[/yellow]")
+        console.print(f"[yellow]tiny model skipped: {e} (pip install 'medgym[hf]')[/yellow]")
         return
+    from medgym.learning.bench import LearningConfig, run_learning
+    from medgym.learning.cli import print_summary
+    from medgym.learning.grpo import GRPOConfig
+
     console.print(
-        f"Training the tiny model with GRPO for {steps} steps (label-free reward; the first run "
-        "warm-starts it for about 2 minutes, then it is cached)..."
+        "2. The tiny agent: warm start on split A (labelled; cached after the first run), "
+        f"{rl_steps} label-free GRPO steps on split B (labels removed), evaluation on split C"
     )
-    curve = demo_train(steps=steps, out=out)
-    table = Table(title="GRPO on the tiny model (TRL, CPU)")
-    for col in ("step", "mean reward", "tool-call rate", "pseudo-label conf."):
-        table.add_column(col, justify="right")
-    for row in curve:
-        conf = row.get("pseudo_label_confidence")
-        table.add_row(
-            str(row.get("step", "")),
-            f"{row.get('reward', float('nan')):.3f}",
-            f"{row.get('tool_call_rate', float('nan')):.2f}",
-            "-" if conf is None else f"{conf:.2f}",
-        )
-    console.print(table)
+    config = LearningConfig(
+        variants=("label-free",) if rl_steps > 0 else (),
+        rl_samples=64, eval_samples=64, probe_samples=16, probe_every=max(1, rl_steps // 3),
+        grpo=GRPOConfig(steps=max(1, rl_steps), seed=seed), eval_n=2, seed=seed,
+    )  # fmt: skip
+    results = run_learning(
+        config, out / "learning", progress=True, log=lambda m: console.print(f"[dim]{m}[/dim]")
+    )
+    summary = {k: v for k, v in results.items() if k in ("warm_start", "label-free")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print_summary(summary, "the tiny agent before and after label-free GRPO (split C, 95% CI)")
+    console.print(
+        f"[dim]{out / 'summary.json'}; curves in {out / 'learning' / 'learning.html'}[/dim]"
+    )
 
 
 @app.command()
@@ -168,6 +180,7 @@ def serve(
 
 
 register_eval_commands(app)  # eval, report, compare (medgym/eval/cli_commands.py)
+register_learning_command(app)  # learning (medgym/learning/cli.py)
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ __all__ = [
 ABLATIONS = ("no-tools", "blank-image", "shuffled-image")
 """Ablation names accepted by the harness."""
 
-LABEL_READING_POLICIES = frozenset({"oracle"})
+LABEL_READING_POLICIES = frozenset({"oracle", "teacher"})
 """Policy names that read the label: never rows of an ablation table."""
 
 BLANK_SCHEME = "medgym-blank"

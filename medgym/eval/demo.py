@@ -104,23 +104,27 @@ def run_demo_eval(
     out.mkdir(parents=True, exist_ok=True)
     from medgym.agents.scripted import make_scripted_policy
 
-    entries: list[tuple[str, Policy, str]] = [
-        (f"scripted:{name}", make_scripted_policy(name), "off") for name in policies
+    from medgym.agents.tiny_vlm import TINY_SESSION
+
+    entries: list[tuple[str, Policy, str, dict[str, Any]]] = [
+        (f"scripted:{name}", make_scripted_policy(name), "off", {}) for name in policies
     ]
-    entries += [(f"object:{name}", p, evr) for name, p in (extra_policies or {}).items()]
+    entries += [(f"object:{name}", p, evr, {}) for name, p in (extra_policies or {}).items()]
     if tiny_model:
         tiny = _tiny_policy(tiny_model)
         if tiny is not None:
-            entries.append(("hf:tiny-vlm", tiny, evr))
+            # the tiny model's own budgets (one look, then the answer); its checkpoint's profile
+            entries.append(("hf:tiny-vlm", tiny, evr, dict(TINY_SESSION)))
     runs: list[tuple[str, str, EvalResult]] = []
     for dataset in datasets:
         data_kwargs = {"num_samples": num_samples} if dataset == "synthetic" else {}
-        for spec, policy, mode in entries:
+        for spec, policy, mode, session_options in entries:
             name = spec.split(":", 1)[1]
             ablations = () if name in LABEL_READING_POLICIES else ABLATIONS
             config = EvalConfig(
                 policy=spec, data=dataset, data_kwargs=data_kwargs, n=n,
                 ablations=ablations, evr=mode, resamples=resamples, progress=progress,
+                session_options=session_options,
             )  # fmt: skip
             res = run_eval(config, out / dataset / name, policy=policy)
             runs.append((dataset, name, res))

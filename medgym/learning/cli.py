@@ -1,0 +1,106 @@
+"""The ``medgym learning`` command (registered on the main app by :func:`register`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["learning_command", "print_summary", "quiet_libraries", "register"]
+
+console = Console()
+
+_ROWS = (
+    ("accuracy", "accuracy"),
+    ("no_tools_accuracy", "no tools"),
+    ("blank_image_accuracy", "blank image"),
+    ("answer_rate", "answer rate"),
+    ("tool_calls_per_episode", "calls/ep"),
+    ("zoom_iou", "zoom IoU"),
+)
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal readable: no per-shard bars or notices from transformers and the hub."""
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", module="transformers")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def print_summary(results: dict[str, Any], title: str) -> None:
+    """A table of variants (rows) by metric (value [95% interval]), steps and seconds."""
+    table = Table(title=title)
+    table.add_column("variant")
+    for _, label in _ROWS:
+        table.add_column(label, justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("s", justify="right")
+    for name, r in results.items():
+        cells = []
+        for key, _ in _ROWS:
+            e = r.get(key)
+            cells.append("-" if e is None else f"{e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}]")
+        table.add_row(name, *cells, str(r.get("steps", "")), f"{float(r.get('seconds', 0)):.0f}")
+    console.print(table)
+
+
+def learning_command(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/learning"),
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: label-free, label-free-no-cca, supervised, no-tools "
+            "(default: all; the warm start is always evaluated)."
+        ),
+    ] = "",
+    steps: Annotated[int, typer.Option(help="GRPO steps per variant.")] = 40,
+    prompts_per_step: Annotated[int, typer.Option(help="Samples (groups) per step.")] = 8,
+    num_generations: Annotated[int, typer.Option(help="Rollouts per sample (G).")] = 4,
+    lr: Annotated[float, typer.Option(help="GRPO learning rate.")] = 3e-4,
+    rl_samples: Annotated[int, typer.Option(help="Size of split B (RL, labels removed).")] = 128,
+    eval_samples: Annotated[int, typer.Option(help="Size of split C (evaluation).")] = 128,
+    warm_steps: Annotated[int, typer.Option(help="Warm-start optimiser steps (split A).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of splits, sampling and bootstrap.")] = 0,
+) -> None:
+    """Train the tiny agent with label-free GRPO and its ablations; evaluate on held-out data."""
+    from medgym.agents.tiny_vlm import WarmStartConfig
+    from medgym.learning.bench import VARIANTS, LearningConfig, run_learning
+    from medgym.learning.grpo import GRPOConfig
+
+    logging.basicConfig(level=logging.WARNING)
+    quiet_libraries()
+    names = tuple(v.strip() for v in variants.split(",") if v.strip()) or tuple(VARIANTS)
+    warm = WarmStartConfig(max_steps=warm_steps) if warm_steps else WarmStartConfig()
+    config = LearningConfig(
+        variants=names, warm=warm, rl_samples=rl_samples, eval_samples=eval_samples,
+        probe_samples=min(32, eval_samples), seed=seed,
+        grpo=GRPOConfig(
+            steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
+            lr=lr, seed=seed,
+        ),
+    )  # fmt: skip
+    start = time.perf_counter()
+    results = run_learning(config, out, progress=True, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    print_summary(results, f"tiny agent on split C ({eval_samples} samples)")
+    console.print(
+        f"{out / 'learning.json'}\n{out / 'learning.html'}  "
+        f"({time.perf_counter() - start:.0f} s in all)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``learning`` to the ``medgym`` app."""
+    app.command("learning")(learning_command)

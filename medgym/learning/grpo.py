@@ -1,0 +1,287 @@
+"""``LockstepGRPO``: GRPO over medgym's own batched episode engine, for small models on CPU.
+
+One step draws ``prompts_per_step`` samples, runs ``num_generations`` episodes of each through
+:meth:`GroupRunner.run_sessions` (every unfinished episode advances one turn per batched
+``generate`` call), scores each group with :class:`SessionGroupReward` (the scoring TRL's
+integration uses: group reward minus session penalties), turns the rewards into group-relative
+advantages and takes one policy-gradient step on the assistant tokens of every episode. The
+update is on-policy with one optimisation pass per batch, so the clipped PPO ratio is 1 and
+the loss reduces to ``-A * mean log p(assistant tokens)`` (GRPO with ``num_iterations=1`` and
+``beta=0``, as TRL's CPU defaults). The trainer never reads a label: it sees samples and the
+reward only; anything that compares with hidden labels is a callback's business.
+
+Why not TRL's ``GRPOTrainer`` here: see ``docs/learning.md`` (measured per-step cost, and a
+crash of TRL 1.16's tool loop on a second tool turn without images). TRL stays the
+integration for real models (``training/run_trl.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from medgym.core.sample import Sample
+from medgym.envs.config import SessionConfig
+from medgym.envs.profiles import ModelProfile
+from medgym.envs.session import EpisodeSession
+from medgym.errors import ConfigError
+
+__all__ = ["GRPOConfig", "LockstepGRPO", "group_advantages"]
+
+logger = logging.getLogger(__name__)
+
+StepCallback = Callable[[int, dict[str, Any], "LockstepGRPO"], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GRPOConfig:
+    """Settings of :class:`LockstepGRPO`.
+
+    Attributes:
+        steps: Optimiser steps.
+        prompts_per_step: Samples (groups) per step.
+        num_generations: Episodes per sample (GRPO's G).
+        lr: AdamW learning rate (constant).
+        temperature: Sampling temperature of the rollouts.
+        max_new_tokens: Cap on generated tokens per turn.
+        minibatch: Episodes per forward/backward pass (gradients accumulate over the step).
+        max_grad_norm: Gradient clipping norm.
+        scale_rewards: Divide advantages by the group's reward std (GRPO); ``False``: Dr. GRPO.
+        penalty_weight: Weight of the session penalties subtracted from the group reward.
+        seed: Seed of the sample order and of sampling.
+    """
+
+    steps: int = 40
+    prompts_per_step: int = 8
+    num_generations: int = 4
+    lr: float = 3e-4
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    minibatch: int = 16
+    max_grad_norm: float = 1.0
+    scale_rewards: bool = True
+    penalty_weight: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "prompts_per_step", "minibatch", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.num_generations < 2:
+            raise ConfigError(f"GRPO needs num_generations >= 2; got {self.num_generations}")
+        if not (self.lr > 0 and self.temperature > 0 and self.max_grad_norm > 0):
+            raise ConfigError(
+                f"lr, temperature and max_grad_norm must be > 0; got {self.lr}, "
+                f"{self.temperature}, {self.max_grad_norm}"
+            )
+
+
+def group_advantages(rewards: Sequence[float], group_size: int, *, scale: bool) -> list[float]:
+    """Group-relative advantages: reward minus its group's mean (over the std when ``scale``).
+
+    Raises:
+        ConfigError: If ``rewards`` is not whole groups.
+
+    Example:
+        >>> group_advantages([1.0, 0.0, 0.5, 0.5], 2, scale=False)
+        [0.5, -0.5, 0.0, 0.0]
+    """
+    if group_size < 1 or len(rewards) % group_size:
+        raise ConfigError(f"{len(rewards)} rewards are not whole groups of {group_size}")
+    out: list[float] = []
+    for i in range(0, len(rewards), group_size):
+        chunk = rewards[i : i + group_size]
+        mean = sum(chunk) / group_size
+        std = math.sqrt(sum((r - mean) ** 2 for r in chunk) / group_size)
+        out += [(r - mean) / (std + 1e-4) if scale else r - mean for r in chunk]
+    return out
+
+
+class LockstepGRPO:
+    """GRPO of an :class:`~medgym.agents.hf_policy.HFPolicy` on medgym episodes.
+
+    Args:
+        policy: The policy; its model is trained in place.
+        samples: Training samples (labels are neither needed nor read).
+        session_config: Tools and budgets of the episodes.
+        profile: Model profile of the episodes.
+        reward: The scorer (a :class:`SessionGroupReward` of ``num_generations``).
+        config: GRPO settings.
+        callback: ``fn(step, record, trainer)`` after every step (curves, probes).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        samples: Sequence[Sample],
+        *,
+        session_config: SessionConfig,
+        profile: ModelProfile,
+        reward: Any,
+        config: GRPOConfig | None = None,
+        callback: StepCallback | None = None,
+    ) -> None:
+        import torch
+
+        self.config = cfg = config or GRPOConfig()
+        if not samples:
+            raise ConfigError("LockstepGRPO needs at least one training sample")
+        if getattr(reward, "num_generations", cfg.num_generations) != cfg.num_generations:
+            raise ConfigError(
+                f"reward scores groups of {reward.num_generations} but num_generations is "
+                f"{cfg.num_generations}"
+            )
+        self.policy = policy.with_sampling(
+            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, do_sample=True
+        )
+        self.policy.batch_size = max(self.policy.batch_size, cfg.prompts_per_step * cfg.num_generations)
+        self.samples = list(samples)
+        self.session_config = session_config
+        self.profile = profile
+        self.reward = reward
+        self.callback = callback
+        self.model = policy.model
+        self.processor = policy.processor
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self._order = torch.Generator().manual_seed(cfg.seed)
+        self._queue: list[int] = []
+        self.history: list[dict[str, Any]] = []
+
+    def _next_batch(self) -> list[Sample]:
+        import torch
+
+        out = []
+        for _ in range(self.config.prompts_per_step):
+            if not self._queue:
+                self._queue = torch.randperm(len(self.samples), generator=self._order).tolist()
+            out.append(self.samples[self._queue.pop()])
+        return out
+
+    def rollout(self, samples: Sequence[Sample]) -> list[EpisodeSession]:
+        """Run ``num_generations`` episodes of each sample; sessions come back group by group."""
+        from medgym.agents.runner import GroupRunner
+
+        g = self.config.num_generations
+        runner = GroupRunner(
+            self.session_config, profile=self.profile, n=g,
+            concurrency=len(samples) * g, progress=False,
+        )  # fmt: skip
+        self.model.eval()
+        per_sample = asyncio.run(runner.run_sessions(samples, self.policy))
+        return [s for chunk in per_sample for s in chunk]
+
+    def _loss_pass(self, sessions: Sequence[EpisodeSession], advantages: Sequence[float]) -> float:
+        """Accumulate ``-A * mean log p`` over the assistant tokens; returns the summed loss."""
+        import torch
+
+        from medgym.agents.tiny_vlm.warm_start import collate, encode_episode
+
+        pad_id = self.processor.tokenizer.pad_token_id
+        examples = [encode_episode(self.processor, s) for s in sessions]
+        batch = collate(examples, pad_id)
+        labels = batch.pop("labels")
+        logits = self.model(**batch).logits[:, :-1].float()
+        targets = labels[:, 1:]
+        mask = targets != -100
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1))
+        per_token = logp.squeeze(-1) * mask
+        seq_logp = per_token.sum(-1) / mask.sum(-1).clamp(min=1)
+        adv = torch.tensor(advantages, dtype=seq_logp.dtype)
+        n = self.config.prompts_per_step * self.config.num_generations
+        loss = -(adv * seq_logp).sum() / n
+        loss.backward()
+        return float(loss.detach())
+
+    def step(self, index: int) -> dict[str, Any]:
+        """One GRPO step; returns its metrics record (the reward's record plus timings)."""
+        import torch
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        sessions = self.rollout(self._next_batch())
+        t1 = time.perf_counter()
+        rewards, record = self.reward.score(sessions)
+        advantages = group_advantages(rewards, cfg.num_generations, scale=cfg.scale_rewards)
+        self.model.train()
+        self.optimizer.zero_grad()
+        loss = 0.0
+        live = [(s, a) for s, a in zip(sessions, advantages, strict=True) if a != 0.0]
+        for i in range(0, len(live), cfg.minibatch):
+            chunk = live[i : i + cfg.minibatch]
+            loss += self._loss_pass([s for s, _ in chunk], [a for _, a in chunk])
+        grad_norm = 0.0
+        if live:
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            )
+            self.optimizer.step()
+        self.model.eval()
+        record.update(
+            step=index,
+            loss=loss,
+            grad_norm=grad_norm,
+            live_fraction=len(live) / len(sessions),
+            completion_tokens=sum(len(t.token_ids or ()) for s in sessions for t in s.turns)
+            / len(sessions),
+            rollout_seconds=t1 - t0,
+            step_seconds=time.perf_counter() - t0,
+        )
+        return record
+
+    def train(self, progress: bool = False, label: str = "GRPO") -> list[dict[str, Any]]:
+        """Run :attr:`GRPOConfig.steps` steps; returns every step's record."""
+        import torch
+
+        torch.manual_seed(self.config.seed)
+        self.policy.seed = self.config.seed
+        with _step_bar(self.config.steps, progress, label) as advance:
+            for k in range(1, self.config.steps + 1):
+                record = self.step(k)
+                if self.callback is not None:
+                    self.callback(k, record, self)
+                self.history.append(record)
+                advance(record)
+        return self.history
+
+
+class _NullBar:
+    def __enter__(self) -> Callable[[dict[str, Any]], None]:
+        return lambda record: None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _RichBar:
+    def __init__(self, total: int, label: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn(label), BarColumn(), MofNCompleteColumn(),
+            TextColumn("reward {task.fields[reward]:.3f}"), TimeRemainingColumn(), transient=True,
+        )  # fmt: skip
+        self.task = self.progress.add_task(label, total=total, reward=float("nan"))
+
+    def __enter__(self) -> Callable[[dict[str, Any]], None]:
+        self.progress.start()
+        return lambda record: self.progress.update(
+            self.task, advance=1, reward=float(record.get("reward", float("nan")))
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _step_bar(total: int, enabled: bool, label: str) -> _NullBar | _RichBar:
+    return _RichBar(total, label) if enabled else _NullBar()

@@ -1,0 +1,96 @@
+"""LockstepGRPO: advantages, validation, and real steps of the tiny model."""
+
+from __future__ import annotations
+
+import pytest
+
+from medgym.errors import ConfigError
+from medgym.learning.grpo import GRPOConfig, group_advantages
+
+
+def test_advantages_are_group_relative() -> None:
+    adv = group_advantages([1.0, 0.0, 3.0, 3.0], 2, scale=True)
+    assert adv[0] == pytest.approx(1.0, abs=1e-3) and adv[1] == pytest.approx(-1.0, abs=1e-3)
+    assert adv[2:] == [0.0, 0.0]  # a group that agrees carries no signal
+    assert group_advantages([2.0, 0.0], 2, scale=False) == [1.0, -1.0]
+
+
+def test_advantages_need_whole_groups() -> None:
+    with pytest.raises(ConfigError, match="whole groups of 4"):
+        group_advantages([1.0, 0.0, 1.0], 4, scale=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_generations": 1}, "num_generations >= 2"),
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"lr": 0.0}, "must be > 0"),
+        ({"minibatch": 0}, "minibatch"),
+    ],
+    ids=["one-generation", "no-steps", "zero-lr", "no-minibatch"],
+)
+def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        GRPOConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained(format_warm_dir):
+    """Three GRPO steps of the small warm-started model on label-stripped samples."""
+    import torch
+
+    from medgym.agents.hf_policy import HFPolicy
+    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
+    from medgym.data import load
+    from medgym.envs.config import SessionConfig
+    from medgym.integrations.trl.rewards import SessionGroupReward
+    from medgym.learning.bench import strip_labels
+    from medgym.learning.grpo import LockstepGRPO
+
+    policy = HFPolicy.from_pretrained(str(format_warm_dir), seed=0)
+    samples = strip_labels(load("synthetic", split="validate", num_samples=6, **TINY_TASK))
+    reward = SessionGroupReward(
+        num_generations=4, reward="label_free", reward_options={"embedder": "hashing"}
+    )
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    trainer = LockstepGRPO(
+        policy, samples, session_config=SessionConfig.from_kwargs(**TINY_SESSION),
+        profile=policy.profile, reward=reward,
+        config=GRPOConfig(steps=3, prompts_per_step=2, num_generations=4, lr=1e-3),
+    )  # fmt: skip
+    seen = []
+    real_rollout = trainer.rollout
+
+    def spy(batch):
+        sessions = real_rollout(batch)
+        seen.extend(sessions)
+        return sessions
+
+    trainer.rollout = spy
+    history = trainer.train()
+    return {"history": history, "before": before, "model": policy.model, "seen": seen,
+            "torch": torch}  # fmt: skip
+
+
+def test_steps_record_metrics_and_change_the_model(trained) -> None:
+    history = trained["history"]
+    assert [r["step"] for r in history] == [1, 2, 3]
+    for r in history:
+        assert {"reward", "tool_call_rate", "answer_rate", "loss", "step_seconds"} <= set(r)
+        assert len(r["sample_ids"]) == 2 and len(r["pseudo_labels"]) == 2
+    torch = trained["torch"]
+    if any(r["live_fraction"] > 0 for r in history):
+        changed = [
+            n for n, p in trained["model"].named_parameters()
+            if not torch.equal(p.detach(), trained["before"][n])
+        ]  # fmt: skip
+        assert changed, "a step with non-zero advantages left every parameter unchanged"
+
+
+def test_trainer_only_ever_saw_unlabelled_samples(trained) -> None:
+    assert len(trained["seen"]) == 3 * 2 * 4
+    for session in trained["seen"]:
+        s = session.sample
+        assert s.answer is None and s.evidence == () and "findings" not in s.meta
+        assert "accuracy" not in session.reward_parts or session.reward_parts["accuracy"] == 0.0
