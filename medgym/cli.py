@@ -106,8 +106,27 @@ def demo(
         console.print(f"Report: [bold]{index}[/bold] ({time.perf_counter() - t0:.1f} s in all)")
 
 
-def _demo_learning(out: Path, rl_steps: int, seed: int) -> None:
-    """Warm start, label-free GRPO and the before/after table of the tiny model."""
+def _demo_learning(
+    out: Path,
+    rl_steps: int,
+    seed: int,
+    *,
+    warm: Any = None,
+    samples: int = 64,
+    grpo: dict[str, Any] | None = None,
+    cache: Path | None = None,
+) -> None:
+    """Warm start, label-free GRPO and the before/after table of the tiny model.
+
+    Args:
+        out: Demo folder (``summary.json`` and ``learning/`` go there).
+        rl_steps: GRPO steps (0: the warm start only).
+        seed: Seed of splits, sampling and bootstrap.
+        warm: Warm-start settings (default :class:`WarmStartConfig`'s).
+        samples: Size of splits B and C.
+        grpo: Overrides of the GRPO settings (tests shrink the batch).
+        cache: Warm-start cache folder (default ``$MEDGYM_CACHE_DIR``).
+    """
     import json
 
     try:
@@ -124,13 +143,15 @@ def _demo_learning(out: Path, rl_steps: int, seed: int) -> None:
         f"{rl_steps} label-free GRPO steps on split B (labels removed), evaluation on split C"
     )
     config = LearningConfig(
-        variants=("label-free",) if rl_steps > 0 else (),
-        rl_samples=64, eval_samples=64, probe_samples=16, probe_every=max(1, rl_steps // 3),
-        grpo=GRPOConfig(steps=max(1, rl_steps), seed=seed), eval_n=2, seed=seed,
+        variants=("label-free",) if rl_steps > 0 else (), warm=warm,
+        rl_samples=samples, eval_samples=samples, probe_samples=min(16, samples),
+        probe_every=max(1, rl_steps // 3),
+        grpo=GRPOConfig(steps=max(1, rl_steps), seed=seed, **(grpo or {})), eval_n=2, seed=seed,
     )  # fmt: skip
     results = run_learning(
-        config, out / "learning", progress=True, log=lambda m: console.print(f"[dim]{m}[/dim]")
-    )
+        config, out / "learning", progress=True, cache=cache,
+        log=lambda m: console.print(f"[dim]{m}[/dim]"),
+    )  # fmt: skip
     summary = {k: v for k, v in results.items() if k in ("warm_start", "label-free")}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print_summary(summary, "the tiny agent before and after label-free GRPO (split C, 95% CI)")

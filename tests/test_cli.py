@@ -9,7 +9,7 @@ from medgym.core.trajectory import read_groups
 def test_demo_writes_trajectories_and_table(tmp_path) -> None:
     result = CliRunner().invoke(
         app, ["demo", "--out", str(tmp_path), "--num-samples", "4", "--n", "2",
-              "--datasets", "synthetic", "--no-eval", "--train-steps", "0", "--no-tiny"],
+              "--datasets", "synthetic", "--no-eval", "--rl-steps", "0", "--no-tiny"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     for policy in ("oracle", "pixel-reader", "random-zoom", "direct"):
@@ -24,3 +24,31 @@ def test_info_lists_everything() -> None:
     assert result.exit_code == 0
     for name in ("MedVQA-Zoom-v0", "zoom_in", "synthetic", "qwen2.5-vl"):
         assert name in result.output
+
+
+def test_demo_learning_phase_writes_the_before_after_summary(
+    tmp_path, format_warm_dir, format_warm_config, capsys
+) -> None:
+    """The demo's second phase as `make demo` runs it, at a test budget: the warm-started tiny
+    model, label-free GRPO, split-C evaluation, the table and `summary.json`."""
+    import json
+    import shutil
+
+    from medgym.cli import _demo_learning
+    from medgym.learning.bench import METRICS
+
+    cache = tmp_path / "cache"
+    shutil.copytree(format_warm_dir, cache / format_warm_dir.name)
+    _demo_learning(
+        tmp_path, rl_steps=1, seed=0, warm=format_warm_config, samples=4, cache=cache,
+        grpo={"prompts_per_step": 2, "num_generations": 2},
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert list(summary) == ["warm_start", "label-free"]
+    for r in summary.values():
+        assert all(r[m] is not None for m in METRICS)
+    # the tiny model answers in the format it was taught (the profile defect would give ~0)
+    assert summary["warm_start"]["answer_rate"]["value"] >= 0.75
+    printed = capsys.readouterr().out
+    assert "before and after label-free GRPO" in printed and "label-free" in printed
+    assert (tmp_path / "learning" / "learning.html").is_file()

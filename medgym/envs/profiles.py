@@ -19,8 +19,8 @@ from medgym.errors import ConfigError, did_you_mean
 
 __all__ = [
     "DEFAULT_PROFILE",
-    "PROFILE_FILE",
     "PROFILES",
+    "PROFILE_FILE",
     "ModelProfile",
     "get_profile",
     "load_checkpoint_profile",

@@ -103,22 +103,23 @@ def run_demo_eval(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     from medgym.agents.scripted import make_scripted_policy
+    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
 
-    from medgym.agents.tiny_vlm import TINY_SESSION
-
-    entries: list[tuple[str, Policy, str, dict[str, Any]]] = [
-        (f"scripted:{name}", make_scripted_policy(name), "off", {}) for name in policies
+    # (spec, policy, EVR mode, session options, synthetic-set options)
+    entries: list[tuple[str, Policy, str, dict[str, Any], dict[str, Any]]] = [
+        (f"scripted:{name}", make_scripted_policy(name), "off", {}, {}) for name in policies
     ]
-    entries += [(f"object:{name}", p, evr, {}) for name, p in (extra_policies or {}).items()]
+    entries += [(f"object:{name}", p, evr, {}, {}) for name, p in (extra_policies or {}).items()]
     if tiny_model:
         tiny = _tiny_policy(tiny_model)
         if tiny is not None:
-            # the tiny model's own budgets (one look, then the answer); its checkpoint's profile
-            entries.append(("hf:tiny-vlm", tiny, evr, dict(TINY_SESSION)))
+            # the tiny model's own budgets (one look, then the answer) and task (its question
+            # families at 512 px); its checkpoint's profile comes with it
+            entries.append(("hf:tiny-vlm", tiny, evr, dict(TINY_SESSION), dict(TINY_TASK)))
     runs: list[tuple[str, str, EvalResult]] = []
     for dataset in datasets:
-        data_kwargs = {"num_samples": num_samples} if dataset == "synthetic" else {}
-        for spec, policy, mode, session_options in entries:
+        for spec, policy, mode, session_options, task in entries:
+            data_kwargs = {"num_samples": num_samples, **task} if dataset == "synthetic" else {}
             name = spec.split(":", 1)[1]
             ablations = () if name in LABEL_READING_POLICIES else ABLATIONS
             config = EvalConfig(

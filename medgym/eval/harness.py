@@ -190,8 +190,14 @@ def resolve_profile(config: EvalConfig, policy: Policy) -> ModelProfile:
         logger.warning(
             "policy `%s` was trained with profile `%s` (max_pixels=%d, boxes %s) but is evaluated "
             "with `%s` (max_pixels=%d, boxes %s) as asked; drop the profile option to use the "
-            "checkpoint's", policy.name, own.name, own.max_pixels, own.box_format, chosen.name,
-            chosen.max_pixels, chosen.box_format,
+            "checkpoint's",
+            policy.name,
+            own.name,
+            own.max_pixels,
+            own.box_format,
+            chosen.name,
+            chosen.max_pixels,
+            chosen.box_format,
         )
     return chosen
 

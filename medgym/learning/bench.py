@@ -260,14 +260,15 @@ def _pseudo_accuracy(record: dict[str, Any], hidden: dict[str, Sample]) -> float
 
     pairs = [
         (p, hidden[sid])
-        for sid, p in zip(record.get("sample_ids", ()), record.get("pseudo_labels", ()), strict=True)
+        for sid, p in zip(
+            record.get("sample_ids", ()), record.get("pseudo_labels", ()), strict=True
+        )
         if p is not None and sid in hidden
     ]
     if not pairs:
         return None
     hits = [
-        score_answer(p, s.answer, answer_type="closed", options=s.options) >= 1.0
-        for p, s in pairs
+        score_answer(p, s.answer, answer_type="closed", options=s.options) >= 1.0 for p, s in pairs
     ]
     return sum(hits) / len(hits)
 

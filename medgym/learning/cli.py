@@ -52,7 +52,9 @@ def print_summary(results: dict[str, Any], title: str) -> None:
         cells = []
         for key, _ in _ROWS:
             e = r.get(key)
-            cells.append("-" if e is None else f"{e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}]")
+            cells.append(
+                "-" if e is None else f"{e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
+            )
         table.add_row(name, *cells, str(r.get("steps", "")), f"{float(r.get('seconds', 0)):.0f}")
     console.print(table)
 
@@ -93,7 +95,9 @@ def learning_command(
         ),
     )  # fmt: skip
     start = time.perf_counter()
-    results = run_learning(config, out, progress=True, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    results = run_learning(
+        config, out, progress=True, log=lambda m: console.print(f"[dim]{m}[/dim]")
+    )
     print_summary(results, f"tiny agent on split C ({eval_samples} samples)")
     console.print(
         f"{out / 'learning.json'}\n{out / 'learning.html'}  "

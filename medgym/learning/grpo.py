@@ -139,7 +139,9 @@ class LockstepGRPO:
         self.policy = policy.with_sampling(
             temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, do_sample=True
         )
-        self.policy.batch_size = max(self.policy.batch_size, cfg.prompts_per_step * cfg.num_generations)
+        self.policy.batch_size = max(
+            self.policy.batch_size, cfg.prompts_per_step * cfg.num_generations
+        )
         self.samples = list(samples)
         self.session_config = session_config
         self.profile = profile

@@ -32,7 +32,9 @@ def curves_plot(results: dict[str, Any]) -> str:
     fig, axes = plt.subplots(1, len(_CURVES), figsize=(4.2 * len(_CURVES), 3.2))
     for ax, (key, title) in zip(axes, _CURVES, strict=True):
         for name, r in results.items():
-            pts = [(row["step"], row[key]) for row in r.get("curve", ()) if row.get(key) is not None]
+            pts = [
+                (row["step"], row[key]) for row in r.get("curve", ()) if row.get(key) is not None
+            ]
             if pts:
                 xs, ys = zip(*pts, strict=True)
                 ax.plot(xs, ys, marker="o" if len(pts) < 15 else None, ms=3, label=name)
@@ -72,9 +74,7 @@ def variants_plot(results: dict[str, Any]) -> str:
 def _cell(e: dict[str, float] | None) -> str:
     if e is None:
         return "<td>&ndash;</td>"
-    return (
-        f"<td>{e['value']:.3f} <span class='ci'>[{e['low']:.3f}, {e['high']:.3f}]</span></td>"
-    )
+    return f"<td>{e['value']:.3f} <span class='ci'>[{e['low']:.3f}, {e['high']:.3f}]</span></td>"
 
 
 def summary_table(results: dict[str, Any]) -> str:

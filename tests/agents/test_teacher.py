@@ -17,7 +17,10 @@ from medgym.envs.session import EpisodeSession
 @pytest.mark.parametrize(
     "question, expected",
     [
-        ("Is there a nodule inside the region x 41–55%, y 18–32% of the image?", (0.41, 0.18, 0.55, 0.32)),
+        (
+            "Is there a nodule inside the region x 41–55%, y 18–32% of the image?",
+            (0.41, 0.18, 0.55, 0.32),
+        ),
         ("the upper-left zone of the image (x 0–33%, y 0–33%)", (0.0, 0.0, 0.33, 0.33)),
         ("the lower-right zone (x 67-100%, y 67-100%)", (0.67, 0.67, 1.0, 1.0)),
         ("Is it in the left or the right half of the image?", None),

@@ -70,15 +70,14 @@ def test_label_free_rewards_do_not_depend_on_the_label() -> None:
 
 
 @pytest.fixture(scope="module")
-def learning_run(format_warm_dir, tmp_path_factory, small_model):
+def learning_run(format_warm_dir, format_warm_config, tmp_path_factory):
     """The benchmark end to end at a tiny budget: warm start (cached), 2 variants, evaluation."""
     import shutil
 
-    from medgym.agents.tiny_vlm import WarmStartConfig
     from medgym.learning.bench import run_learning
     from medgym.learning.grpo import GRPOConfig
 
-    warm = WarmStartConfig(num_samples=16, max_steps=500, batch_size=2, lr=3e-3, model=small_model)
+    warm = format_warm_config
     cache = tmp_path_factory.mktemp("learning-cache")
     shutil.copytree(format_warm_dir, cache / format_warm_dir.name)  # the cached warm start
     out = tmp_path_factory.mktemp("learning")

@@ -205,7 +205,13 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[int, float], None
     if not enabled:
         yield lambda step, loss: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn("warm start"), BarColumn(), MofNCompleteColumn(),
@@ -293,7 +299,10 @@ def warm_start(
     if timed_out:
         logger.warning(
             "warm start stopped by max_seconds=%s after %d of %d steps: the model depends on "
-            "machine speed", cfg.max_seconds, step, cfg.max_steps,
+            "machine speed",
+            cfg.max_seconds,
+            step,
+            cfg.max_steps,
         )
     save_checkpoint_profile(tmp, TINY_PROFILE)
     (tmp / _MARKER).write_text(json.dumps(record, indent=2))

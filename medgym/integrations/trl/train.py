@@ -157,7 +157,9 @@ def resolve_checkpoint_profile(model_path: str | Path, name: str = "") -> ModelP
     if own is not None and own != chosen:
         logger.warning(
             "%s was trained with profile `%s` but is trained on with `%s` as asked",
-            model_path, own.name, chosen.name,
+            model_path,
+            own.name,
+            chosen.name,
         )
     return chosen
 
