@@ -93,6 +93,14 @@ def summary_table(results: dict[str, Any]) -> str:
     )
 
 
+# How many plots decoded (``data-loaded-plots`` on <body>): the headless-browser test reads it.
+_LOADED_SCRIPT = (
+    "<script>window.addEventListener('load',function(){var n=0;"
+    "document.querySelectorAll('img.plot').forEach(function(i){if(i.naturalWidth>0)n++;});"
+    "document.body.setAttribute('data-loaded-plots',String(n));});</script>"
+)
+
+
 def write_learning_report(results: dict[str, Any], meta: dict[str, Any], path: Path) -> Path:
     """Write the page (table, goals, curves, variant bars) to ``path``."""
     goals = meta.get("goals", {})
@@ -122,7 +130,7 @@ def write_learning_report(results: dict[str, Any], meta: dict[str, Any], path: P
         "</title><style>body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1400px}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}table{border-collapse:"
         "collapse;margin:.5em 0 1.5em}.ci{color:#777;font-size:.85em}img.plot{max-width:100%}"
-        "</style></head><body>" + "".join(body) + "</body></html>"
+        "</style></head><body>" + "".join(body) + _LOADED_SCRIPT + "</body></html>"
     )
     path.write_text(doc, encoding="utf-8")
     return path

@@ -69,3 +69,22 @@ def test_report_loads_cleanly_shows_boxes_and_screenshots(
     )
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_learning_page_loads_cleanly_with_every_plot_decoded(tmp_path: Path) -> None:
+    from medgym.learning.report import write_learning_report
+
+    est = {"value": 0.4, "low": 0.3, "high": 0.5}
+    curve = [{"step": k, "reward": 0.1 * k, "probe_accuracy": 0.3 + 0.01 * k} for k in range(4)]
+    results = {
+        name: {m: est for m in ("accuracy", "no_tools_accuracy", "blank_image_accuracy")}
+        | {"steps": 3, "seconds": 1.0, "curve": curve if name != "warm_start" else []}
+        for name in ("warm_start", "label-free", "supervised")
+    }
+    page = write_learning_report(results, {"goals": {"label_free_gain": 0.0}}, tmp_path / "l.html")
+    proc = _chromium(page, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _console_messages(proc.stderr) == []
+    loaded = re.search(r'data-loaded-plots="(\d+)"', proc.stdout)
+    assert loaded is not None, "the page's script did not run"
+    assert int(loaded.group(1)) == 2 == proc.stdout.count('class="plot"')

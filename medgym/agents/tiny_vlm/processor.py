@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import torch
 from transformers import AutoProcessor, PretrainedConfig
 from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
 
@@ -34,6 +36,22 @@ class ImageOnlyQwenVLProcessor(Qwen2_5_VLProcessor):
         **kwargs: Any,
     ) -> None:
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Qwen2.5-VL's ``__call__``, with image fields as torch tensors where arrays came back.
+
+        Without ``return_tensors`` (TRL's ``apply_chat_template(tokenize=True)`` per prompt),
+        the PIL image processor returns numpy arrays; TRL 1.16's tool loop concatenates only
+        torch tensors and otherwise flattens the rows into a list, then calls
+        ``image_grid_thw.prod(-1)`` on it and crashes on the first tool turn that brings no new
+        image. The fast (torchvision) processor of real checkpoints returns tensors already.
+        """
+        out = super().__call__(*args, **kwargs)
+        for key in ("pixel_values", "image_grid_thw"):
+            value = out.get(key) if hasattr(out, "get") else None
+            if isinstance(value, np.ndarray):
+                out[key] = torch.from_numpy(value)
+        return out
 
 
 class _ImageOnlyKeyConfig(PretrainedConfig):
