@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +114,9 @@ def _loads_lenient(body: str) -> Any:
     pythonic = re.sub(r"\bfalse\b", "False", pythonic)
     pythonic = re.sub(r"\bnull\b", "None", pythonic)
     try:
-        return ast.literal_eval(pythonic)
+        with warnings.catch_warnings():  # model text like `0700` warns; the error is enough
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.literal_eval(pythonic)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
         raise ValueError("not readable as JSON") from e
 

@@ -101,3 +101,18 @@ def test_tag_soup_never_raises(tokens: list[str]) -> None:
 def test_non_string_input() -> None:
     t = parse_turn(None)  # type: ignore[arg-type]
     assert t.errors and not t.calls
+
+
+def test_pythonic_fallback_does_not_warn_on_model_text() -> None:
+    """Model text like `330in` made ast emit a SyntaxWarning per turn into the terminal."""
+    import warnings
+
+    from medgym.envs.parsing import parse_turn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parsed = parse_turn(
+            '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [330in, 1, 2, 3]}}</tool_call>'
+        )
+    assert parsed.errors and not parsed.calls
+    assert not [w for w in caught if issubclass(w.category, SyntaxWarning)]
