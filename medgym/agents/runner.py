@@ -205,7 +205,11 @@ class GroupRunner:
     def _progress(self, total: int, label: str):  # type: ignore[no-untyped-def]
         if not self.progress:
             return None, None
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        if not Console().is_terminal:  # a log file: a transient bar would leave blank lines
+            return None, None
 
         progress = Progress(
             "[progress.description]{task.description}",
