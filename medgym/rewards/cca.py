@@ -237,6 +237,8 @@ class CCAReward:
         if len(positives) != n:
             raise ConfigError(f"got {len(positives)} positives for a group of {n} rollouts")
         diag: dict[str, Any] = dict(diagnostics or {})
+        if n == 0:
+            return GroupRewardResult([], {"tool": [], "iou": []}, {**diag, "reason": "empty group"})
         masks = footprints(group, grid=self.grid, tools=self.tools, full_frame=self.full_frame)
         flat = masks.reshape(n, -1)
         zoomed = np.count_nonzero(flat, axis=1) > 0

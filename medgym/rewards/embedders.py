@@ -33,6 +33,7 @@ __all__ = [
     "HashingEmbedder",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
+    "clean_text",
     "cosine_matrix",
     "make_embedder",
     "minilm_path",
@@ -65,6 +66,20 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarities of unit rows, clipped to ``[-1, 1]`` (zero rows give 0)."""
     return np.clip(np.asarray(a, np.float32) @ np.asarray(b, np.float32).T, -1.0, 1.0)
+
+
+def clean_text(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates from a model) replaced by ``?``.
+
+    Example:
+        >>> clean_text("left\ud800 lung")
+        'left? lung'
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 class HashingEmbedder:
@@ -107,7 +122,7 @@ class HashingEmbedder:
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 continue
-            for f in self._features(text.strip()):
+            for f in self._features(clean_text(text).strip()):
                 h = zlib.crc32(f.encode())
                 out[i, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
         return _unit_rows(out)
@@ -136,7 +151,7 @@ class CachedEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``, calling the inner embedder once for all distinct unseen texts."""
-        keys = [t if isinstance(t, str) else "" for t in texts]
+        keys = [clean_text(t) if isinstance(t, str) else "" for t in texts]
         with self._lock:
             missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
             self.hits += len(keys) - len(missing)
@@ -226,7 +241,7 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``; empty texts give the zero row."""
-        texts = [t if isinstance(t, str) else "" for t in texts]
+        texts = [clean_text(t) if isinstance(t, str) else "" for t in texts]
         model = self._load()
         out: np.ndarray | None = None
         idx = [i for i, t in enumerate(texts) if t.strip()]
@@ -309,7 +324,7 @@ class OpenAIEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in batches; empty texts are not sent and give the zero row."""
-        texts = [t if isinstance(t, str) else "" for t in texts]
+        texts = [clean_text(t) if isinstance(t, str) else "" for t in texts]
         idx = [i for i, t in enumerate(texts) if t.strip()]
         rows: list[np.ndarray] = []
         for s in range(0, len(idx), self.batch_size):

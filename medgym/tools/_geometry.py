@@ -136,7 +136,12 @@ def resolve_region(ctx: ToolContext, index: int, raw_box: object) -> Region:
         raise InvalidBBoxError(
             f"box {fmt_box(box)} lies outside {size}; give a box within [0, 0, {vw}, {vh}]"
         )
-    shown = area(inside) / area(box)
+    box_area = area(box)
+    if not box_area > 0:  # e.g. [0, 0, 1e-300, 1e-300]: ordered corners, an area that underflows
+        raise InvalidBBoxError(
+            f"box {fmt_box(box)} has no area; give a box at least one pixel wide and tall"
+        )
+    shown = area(inside) / box_area
     if shown < cfg.min_visible_fraction:
         raise InvalidBBoxError(
             f"only {shown:.0%} of box {fmt_box(box)} lies inside {size}; at least "

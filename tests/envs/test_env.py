@@ -107,3 +107,16 @@ def test_step_before_reset() -> None:
     env = medgym.MedVQAEnv(**SMALL)
     with pytest.raises(ConfigError, match="reset"):
         env.step("<answer>yes</answer>")
+
+
+@pytest.mark.parametrize("tool", ["zoom_in", "crop"])
+@pytest.mark.parametrize("env_id", ["MedVQA-Zoom-v0", "MedVQA-Tools-v0"])
+def test_box_whose_area_underflows_is_an_error_observation(env_id: str, tool: str) -> None:
+    """[0, 0, 1e-300, 1e-300] has ordered corners and an area of 0.0: it raised
+    ZeroDivisionError out of env.step (issue 18, D2)."""
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    turn = '<tool_call>{"name": "%s", "arguments": {"bbox_2d": [0, 0, 1e-300, 1e-300]}}</tool_call>'
+    obs, reward, terminated, _, _ = env.step(turn % tool)
+    assert "has no area" in obs["text"]
+    assert reward < 0 and not terminated

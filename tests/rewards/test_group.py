@@ -79,3 +79,27 @@ def test_composite_rejects_wrong_length_component() -> None:
     comp = CompositeReward({"ok": (1.0, MajorityVoteReward()), "broken": (1.0, Broken())})
     with pytest.raises(ConfigError, match="returned 1 rewards for 2"):
         comp.reward(make_group(["a1", "a1"]))
+
+
+_NO_MODEL = ("judge",)  # needs a judge model; covered in test_judge.py
+
+
+def _reward(name: str) -> GroupReward:
+    try:
+        return make_group_reward(name, embedder="hashing")
+    except (ConfigError, TypeError):
+        return make_group_reward(name)
+
+
+@pytest.mark.parametrize("name", sorted(set(GROUP_REWARDS) - set(_NO_MODEL)))
+def test_every_group_reward_takes_an_empty_group(name: str) -> None:
+    """cca, label_free and medvr crashed on reshape of size 0 (issue 18, D10)."""
+    res = _reward(name).reward(make_group([], []))
+    assert res.rewards == []
+
+
+@pytest.mark.parametrize("name", sorted(set(GROUP_REWARDS) - set(_NO_MODEL)))
+def test_every_group_reward_takes_a_lone_surrogate(name: str) -> None:
+    """A model can emit "\\ud800"; hsr, fpl, label_free crashed encoding it (issue 18, D10)."""
+    res = _reward(name).reward(make_group(["\ud800", "left\ud800", "left"], [[TL], [TL], [TL]]))
+    assert len(res.rewards) == 3 and all(math.isfinite(r) for r in res.rewards)
