@@ -48,7 +48,11 @@ class Sample(BaseModel):
     question: str = Field(min_length=1, description="The question text.")
     answer: str | None = Field(default=None, description="Reference answer; None when unlabelled.")
     answer_type: Literal["closed", "open"] = Field(default="open", description="closed or open.")
-    options: tuple[str, ...] = Field(default=(), description="Choices of a multiple-choice item.")
+    options: tuple[str, ...] = Field(
+        default=(),
+        max_length=26,
+        description="Choices of a multiple-choice item (A-Z: at most 26).",
+    )
     modality: str | None = Field(default=None, description="Imaging modality (CT, MRI, X-Ray...).")
     body_part: str | None = Field(default=None, description="Organ or body region.")
     question_type: str | None = Field(default=None, description="Dataset's question category.")
