@@ -181,11 +181,7 @@ def parse_turn(text: str, *, max_calls: int = 4) -> ParsedTurn:
         else:
             n_calls += 1
             if n_calls > max_calls:
-                out.errors.append(
-                    f"too many tool calls in one turn: at most {max_calls} are run; "
-                    f"call #{n_calls} was ignored"
-                )
-                continue
+                continue  # one error line for all of them, below
             if len(body) > MAX_CALL_CHARS:
                 out.errors.append(
                     f"tool call #{n_calls} is {len(body)} characters long; at most "
@@ -200,6 +196,12 @@ def parse_turn(text: str, *, max_calls: int = 4) -> ParsedTurn:
                     f"{_snippet(body)!r}; expected "
                     '{"name": <tool name>, "arguments": {...}} inside <tool_call></tool_call>'
                 )
+    if n_calls > max_calls:
+        extra = n_calls - max_calls
+        out.errors.append(
+            f"too many tool calls in one turn: at most {max_calls} are run; the other {extra} "
+            f"(call #{max_calls + 1} on) {'was' if extra == 1 else 'were'} ignored"
+        )
     if answers:
         out.answer = answers[-1]
     out.think = "\n".join(thinks)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,7 +253,7 @@ class EpisodeSession:
         errors = list(parsed.errors)
         penalty = pen.format_error * len(parsed.errors)
         if parsed.unclosed:
-            errors.append(f"unclosed tag(s): {', '.join(parsed.unclosed)}")
+            errors.append(f"unclosed tag(s): {_tag_summary(parsed.unclosed)}")
             penalty += pen.format_error
         if any("too many tool calls" in e for e in parsed.errors):
             self.metrics["budget_errors"] += 1
@@ -394,3 +395,9 @@ class EpisodeSession:
             reward_parts=dict(self.reward_parts),
             metrics=dict(self.metrics),
         )
+
+
+def _tag_summary(tags: Sequence[str]) -> str:
+    """``tool_call x3, answer``: each tag once with its count, in first-seen order (bounded)."""
+    counts = dict(Counter(tags))
+    return ", ".join(f"{t} x{n}" if n > 1 else t for t, n in counts.items())

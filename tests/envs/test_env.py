@@ -120,3 +120,25 @@ def test_box_whose_area_underflows_is_an_error_observation(env_id: str, tool: st
     obs, reward, terminated, _, _ = env.step(turn % tool)
     assert "has no area" in obs["text"]
     assert reward < 0 and not terminated
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</tool_call>'
+        * 1000,
+        "<tool_call></tool_call>" * 10000,
+        "<tool_call>" * 10000,
+        "<answer>" * 10000,
+    ],
+    ids=["1000-calls", "10000-empty-calls", "10000-open-tags", "10000-open-answers"],
+)
+def test_hostile_turns_stay_inside_the_observation_space(turn: str) -> None:
+    """Each surplus call or unclosed tag used to add its own error line (issue 18, D9: 110,555
+    characters against a max_length of 65,536)."""
+    env = gym.make("MedVQA-Zoom-v0")
+    env.reset(seed=0)
+    obs, reward, terminated, _, _ = env.step(turn)
+    assert len(obs["text"]) < 2_000
+    assert env.observation_space.contains(obs)
+    assert -2.0 < reward < 0 and not terminated

@@ -68,7 +68,10 @@ def test_bad_calls_become_errors(text: str, fragment: str) -> None:
 def test_call_limit() -> None:
     t = parse_turn(f"<tool_call>{CALL}</tool_call>" * 5, max_calls=2)
     assert len(t.calls) == 2
-    assert sum("too many tool calls" in e for e in t.errors) == 3
+    # one line for the whole overflow, however long (issue 18, D9)
+    assert [e for e in t.errors if "too many tool calls" in e] == [
+        "too many tool calls in one turn: at most 2 are run; the other 3 (call #3 on) were ignored"
+    ]
 
 
 def test_tag_opened_inside_another_is_reported() -> None:
