@@ -210,6 +210,7 @@ def load_synthetic(
     families: tuple[str, ...] = FAMILIES,
     open_fraction: float = 0.5,
     contrast: float | None = None,
+    density: float | None = None,
 ) -> list[Sample]:
     """Build ``num_samples`` synthetic samples (no pixels are drawn).
 
@@ -232,6 +233,11 @@ def load_synthetic(
             plain when zoomed and leave a faint mottled trace in a 3x-shrunk first view: coarse
             localisation becomes possible there while shape, count and kind still need the
             zoom (see ``docs/bundled_data.md``). In ``[0.5, 20]``.
+        density: Mean brightness offset of a finding inside its shape, as a fraction of its
+            texture amplitude, in ``[0, 1]`` (default 0: the zero-mean texture that shrinking
+            erases). Above 0 a finding is a faint blob in the first view, so coarse
+            localisation is possible there; its outline, granule count and grain still need
+            the zoom. The tiny agent's task uses 0.3.
 
     Returns:
         The samples, ``Sample.meta`` holding the difficulty, the findings and the ``query``.
@@ -262,6 +268,12 @@ def load_synthetic(
         if not 0.5 <= contrast <= 20.0:
             raise ConfigError(f"contrast must be in [0.5, 20] noise sigmas; got {contrast}")
         level = replace(level, contrast=float(contrast))
+    if density is not None:
+        if not 0.0 <= density <= 1.0:
+            raise ConfigError(
+                f"density must be in [0, 1] (a fraction of the amplitude); got {density}"
+            )
+        level = replace(level, density=float(density))
     deck_rng = np.random.default_rng([seed, code, 0])
     family_deck = _Deck(tuple(families), deck_rng)
     kind_deck = _Deck(tuple(kinds), deck_rng)

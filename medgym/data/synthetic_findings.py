@@ -85,6 +85,7 @@ class FindingSpec:
     angle: int
     amp: float
     seed: int
+    density: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind == NODULE:
@@ -107,32 +108,39 @@ class FindingSpec:
             raise ConfigError(f"finding size must be >= 8 px; got {self.size}")
         if not math.isfinite(self.amp) or self.amp <= 0:
             raise ConfigError(f"finding amplitude must be a positive number; got {self.amp}")
+        if not (math.isfinite(self.density) and 0.0 <= self.density <= 1.0):
+            raise ConfigError(f"finding density must be in [0, 1]; got {self.density}")
 
     # ------------------------------------------------------------------ encoding
     def to_token(self) -> str:
-        """Compact text form: ``kind:shape:count:cx:cy:size:angle:amp:seed``."""
-        return (
+        """Compact text form: ``kind:shape:count:cx:cy:size:angle:amp:seed[:density]``.
+
+        ``density`` is written only when it is not 0, so tokens without it keep their meaning.
+        """
+        token = (
             f"{self.kind}:{self.shape}:{self.count}:{self.cx}:{self.cy}:{self.size}:"
             f"{self.angle}:{self.amp:g}:{self.seed}"
         )
+        return f"{token}:{self.density:g}" if self.density else token
 
     @classmethod
     def from_token(cls, token: str) -> FindingSpec:
         """Parse :meth:`to_token`'s output.
 
         Raises:
-            ConfigError: The token does not have nine well-formed fields.
+            ConfigError: The token does not have nine (or ten) well-formed fields.
         """
         parts = token.split(":")
-        if len(parts) != 9:
+        if len(parts) not in (9, 10):
             raise ConfigError(
-                f"finding token {token!r} has {len(parts)} fields; expected 9: "
-                "kind:shape:count:cx:cy:size:angle:amp:seed"
+                f"finding token {token!r} has {len(parts)} fields; expected 9 or 10: "
+                "kind:shape:count:cx:cy:size:angle:amp:seed[:density]"
             )
         kind, shape, *nums = parts
         try:
             count, cx, cy, size, angle = (int(v) for v in nums[:5])
             amp, seed = float(nums[5]), int(nums[6])
+            density = float(nums[7]) if len(nums) > 7 else 0.0
         except ValueError as e:
             raise ConfigError(f"finding token {token!r} holds a non-number: {e}") from e
         if kind not in (NODULE, CALCIFICATION):
@@ -147,6 +155,7 @@ class FindingSpec:
             angle=angle,
             amp=amp,
             seed=seed,
+            density=density,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -160,6 +169,7 @@ class FindingSpec:
             "size": self.size,
             "angle": self.angle,
             "amp": self.amp,
+            "density": self.density,
             "seed": self.seed,
             "bbox_px": list(self.bbox_px),
         }
@@ -198,14 +208,24 @@ class FindingSpec:
         return mask.astype(bool)
 
     def texture(self) -> np.ndarray:
-        """The zero-mean texture over :attr:`bbox_px` in native units, ``float32``."""
+        """The texture over :attr:`bbox_px` in native units, ``float32``.
+
+        Zero-mean unless :attr:`density` > 0, which adds ``density * amp`` inside the shape: a
+        faint blob that survives shrinking (coarse localisation in the first view) while the
+        outline, granules and grain still need the zoom.
+        """
         mask = self.cell_mask()
         rng = np.random.default_rng([self.seed, 1])
         sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=mask.shape)
         gain = rng.uniform(0.6, 1.4, size=mask.shape).astype(np.float32)
         cells = sign * gain * mask * np.float32(self.amp)
         checker = np.array([[1.0, -1.0], [-1.0, 1.0]], dtype=np.float32)
-        return np.kron(cells, checker)
+        tex = np.kron(cells, checker)
+        if self.density:
+            tex += np.kron(mask.astype(np.float32), np.ones((2, 2), np.float32)) * np.float32(
+                self.density * self.amp
+            )
+        return tex
 
 
 @lru_cache(maxsize=4096)

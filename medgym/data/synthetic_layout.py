@@ -48,6 +48,8 @@ class Difficulty:
         noise: Multiplier of the image's native noise level.
         decoys: Smooth blobs drawn on the background (they look like nodules in the first view).
         extra: Fewest extra findings elsewhere in the image (at most one more is drawn).
+        density: Mean offset of a finding inside its shape, as a fraction of its texture
+            amplitude (0: zero-mean texture, invisible once shrunk; see ``load_synthetic``).
     """
 
     level: float
@@ -56,6 +58,7 @@ class Difficulty:
     noise: float
     decoys: int
     extra: int
+    density: float = 0.0
 
     @classmethod
     def parse(cls, value: str | float) -> Difficulty:
@@ -173,6 +176,7 @@ class FindingPlacer:
             angle=int(self.rng.integers(0, 180)),
             amp=round(self.amp, 1),
             seed=int(self.rng.integers(0, 2**31)),
+            density=self.difficulty.density,
         )
 
     def place(self, kind: str, variant: str | int, area: BBox, tries: int = 60) -> FindingSpec:

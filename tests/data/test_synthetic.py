@@ -306,8 +306,20 @@ def test_bad_difficulty_raises(value, match):
         {"image_size": 100},
         {"seed": -1},
         {"open_fraction": 2.0},
+        {"contrast": 50.0},
+        {"density": 1.5},
     ],
-    ids=["kind", "family", "no-kinds", "negative-n", "tiny-image", "negative-seed", "open"],
+    ids=[
+        "kind",
+        "family",
+        "no-kinds",
+        "negative-n",
+        "tiny-image",
+        "negative-seed",
+        "open",
+        "contrast",
+        "density",
+    ],
 )
 def test_bad_knobs_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
@@ -372,6 +384,7 @@ def test_finding_specs_round_trip_and_stay_in_their_box(shape, count, cx, cy, si
         "nodule:round:1:1:1:4:0:5:1",
         "nodule:round:1:1:1:20:0:-5:1",
         "nodule:round:1:1:1:20:0:nan:1",
+        "nodule:round:1:1:1:20:0:5:1:2",
     ],
     ids=[
         "nodule-count",
@@ -380,8 +393,39 @@ def test_finding_specs_round_trip_and_stay_in_their_box(shape, count, cx, cy, si
         "too-small",
         "negative-amp",
         "nan-amp",
+        "density-above-1",
     ],
 )
 def test_bad_finding_tokens_raise(token):
     with pytest.raises(ConfigError):
         FindingSpec.from_token(token)
+
+
+def test_density_adds_a_blob_that_survives_shrinking_and_round_trips():
+    """density > 0: a mean offset inside the shape (visible in a shrunk first view); the token
+    gains a tenth field only then, so density-0 URIs keep their meaning and hash."""
+    import cv2
+
+    plain = load_synthetic(num_samples=2, image_size=512, contrast=10, families=("kind",))
+    dense = load_synthetic(
+        num_samples=2, image_size=512, contrast=10, density=0.5, families=("kind",)
+    )
+    assert [s.question for s in plain] == [s.question for s in dense]
+    assert plain[0].images[0].uri != dense[0].images[0].uri
+    spec = SyntheticSpec.parse(dense[0].images[0].uri)
+    f = spec.findings[0]
+    assert f.density == 0.5 and FindingSpec.from_token(f.to_token()) == f
+    assert replace(f, density=0.0).to_token().count(":") == 8
+    assert f.texture().mean() > 0.1 * f.amp
+    assert abs(replace(f, density=0.0).texture().mean()) < 1e-3 * f.amp
+
+    def shrunk_contrast(sample):  # finding box vs its surroundings, after a 3x area shrink
+        sp = SyntheticSpec.parse(sample.images[0].uri)
+        diff = sp.render().pixels[0, :, :, 0].astype(np.float32) - replace(
+            sp, findings=()
+        ).render().pixels[0, :, :, 0].astype(np.float32)
+        small = cv2.resize(diff, (170, 170), interpolation=cv2.INTER_AREA)
+        x1, y1, x2, y2 = (int(v / 3) for v in sp.findings[0].bbox_px)
+        return float(np.abs(small[y1:y2, x1:x2]).mean())
+
+    assert shrunk_contrast(dense[0]) > 5 * shrunk_contrast(plain[0])
