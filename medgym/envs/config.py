@@ -11,6 +11,10 @@ from medgym.tools.base import ToolConfig
 __all__ = ["Penalties", "SessionConfig"]
 
 
+MAX_WEIGHT = 100.0
+"""Largest penalty or reward weight accepted (inf or 1e308 would make the reward non-finite)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Penalties:
     """Penalties (subtracted from the reward) for model errors; all >= 0.
@@ -30,8 +34,10 @@ class Penalties:
     def __post_init__(self) -> None:
         for name in ("format_error", "tool_error", "budget", "no_answer"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0):
-                raise ConfigError(f"penalty `{name}` must be a number >= 0; got {v!r}")
+            if not (isinstance(v, (int, float)) and 0 <= v <= MAX_WEIGHT):
+                raise ConfigError(
+                    f"penalty `{name}` must be a number in [0, {MAX_WEIGHT:g}]; got {v!r}"
+                )
 
     @classmethod
     def from_value(cls, value: Penalties | dict[str, float] | None) -> Penalties:
@@ -86,8 +92,12 @@ class SessionConfig:
             raise ConfigError(f"max_images must be >= 0; got {self.max_images}")
         if self.precedence not in ("answer", "tools"):
             raise ConfigError(f"precedence must be 'answer' or 'tools'; got {self.precedence!r}")
-        if self.format_weight < 0:
-            raise ConfigError(f"format_weight must be >= 0; got {self.format_weight}")
+        if not (
+            isinstance(self.format_weight, (int, float)) and 0 <= self.format_weight <= MAX_WEIGHT
+        ):
+            raise ConfigError(
+                f"format_weight must be a number in [0, {MAX_WEIGHT:g}]; got {self.format_weight!r}"
+            )
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> SessionConfig:

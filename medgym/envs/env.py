@@ -16,7 +16,7 @@ from medgym.envs.config import SessionConfig
 from medgym.envs.profiles import get_profile
 from medgym.envs.session import EpisodeSession
 from medgym.envs.spaces import CHARSET, make_observation_space, sanitize_text
-from medgym.errors import ConfigError
+from medgym.errors import ConfigError, did_you_mean
 
 __all__ = ["MedVQAEnv"]
 
@@ -121,8 +121,19 @@ class MedVQAEnv(gym.Env[Obs, str]):
     # ------------------------------------------------------------------ API
     def _pick(self, options: dict[str, Any] | None) -> Sample:
         options = options or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"reset options must be a dict; got {type(options).__name__}")
+        unknown = set(options) - {"sample_id", "index"}
+        if unknown:
+            raise ConfigError(
+                f"unknown reset option(s) {sorted(map(str, unknown))}"
+                f"{did_you_mean(str(next(iter(unknown))), ('sample_id', 'index'))}; "
+                "known: sample_id, index"
+            )
         if "sample_id" in options:
             sid = options["sample_id"]
+            if not isinstance(sid, str):
+                raise ConfigError(f"sample_id must be a string; got {type(sid).__name__} {sid!r}")
             if sid not in self._by_id:
                 raise ConfigError(f"no sample with id {sid!r} in this env's dataset")
             return self.samples[self._by_id[sid]]

@@ -81,6 +81,10 @@ For each function call, return a json object with function name and arguments wi
 </tool_call>"""
 
 
+MAX_PIXELS = 8192 * 8192
+"""Largest per-view pixel budget a profile accepts (a bigger one asks a zoom for gigabytes)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelProfile:
     """What one model family expects.
@@ -119,6 +123,10 @@ class ModelProfile:
             )
         if self.factor < 1:
             raise ConfigError(f"factor must be >= 1; got {self.factor}")
+        if self.max_pixels > MAX_PIXELS:
+            raise ConfigError(
+                f"max_pixels must be <= {MAX_PIXELS} (a 8192x8192 view); got {self.max_pixels}"
+            )
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ConfigError(
                 f"need 0 < min_pixels <= max_pixels; got {self.min_pixels}, {self.max_pixels}"

@@ -142,3 +142,32 @@ def test_hostile_turns_stay_inside_the_observation_space(turn: str) -> None:
     assert len(obs["text"]) < 2_000
     assert env.observation_space.contains(obs)
     assert -2.0 < reward < 0 and not terminated
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_pixels": 10**12}, "max_pixels must be <="),
+        ({"format_weight": float("inf")}, "format_weight must be a number in"),
+        ({"format_weight": float("nan")}, "format_weight must be a number in"),
+        ({"penalties": {"format_error": 1e308}}, "penalty `format_error` must be a number in"),
+    ],
+    ids=["max-pixels", "inf-weight", "nan-weight", "huge-penalty"],
+)
+def test_unbounded_settings_are_refused(kwargs: dict, match: str) -> None:
+    """Issue 18, D12: these were accepted and made a zoom ask for terabytes or the reward inf."""
+    with pytest.raises(ConfigError, match=match):
+        gym.make("MedVQA-Zoom-v0", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"sample_id": ["x"]}, "sample_id must be a string"),
+        ({"sample": "x"}, r"unknown reset option\(s\) \['sample'\].*did you mean `sample_id`"),
+    ],
+)
+def test_bad_reset_options_are_clear_errors(options: dict, match: str) -> None:
+    env = gym.make("MedVQA-Zoom-v0")
+    with pytest.raises(ConfigError, match=match):
+        env.reset(seed=0, options=options)
