@@ -47,6 +47,10 @@ _DTYPES = {"xray": np.uint16, "ct": np.int16}
 _MAX_INDEX = 1 << 24
 
 
+MAX_FINDINGS = 32
+"""Most findings one ``synthetic://`` image may hold (the bundled sets draw a handful)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class SyntheticSpec:
     """Everything needed to redraw one synthetic image; its URI is the canonical text form.
@@ -83,6 +87,18 @@ class SyntheticSpec:
             raise ConfigError(f"noise must be in [0, 10]; got {self.noise}")
         if not 0 <= self.decoys <= 100:
             raise ConfigError(f"decoys must be in [0, 100]; got {self.decoys}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be in [0, 2**63); got {self.seed}")
+        if len(self.findings) > MAX_FINDINGS:
+            raise ConfigError(
+                f"at most {MAX_FINDINGS} findings per image; got {len(self.findings)}"
+            )
+        for f in self.findings:  # drawing cost grows with the finding's area: bound it
+            if f.size > self.size or not (0 <= f.cx <= self.size and 0 <= f.cy <= self.size):
+                raise ConfigError(
+                    f"finding {f.to_token()!r}: size must be <= the image size {self.size} and "
+                    f"its centre inside [0, {self.size}]; got size {f.size} at ({f.cx}, {f.cy})"
+                )
 
     @property
     def uri(self) -> str:

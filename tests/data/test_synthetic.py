@@ -170,6 +170,12 @@ def test_uri_round_trip_and_hash():
         "synthetic://v1?kind=ct&size=256&seed=1&noise=1&decoys=0&f=nodule:round:1",
         "synthetic://v1?kind=ct&size=256&seed=1&noise=1&decoys=0&f=nodule:star:1:9:9:20:0:5:1",
         "synthetic://v1?kind=ct&size=32&seed=1&noise=1&decoys=0",
+        # issue 18 D1: a 20000 px finding on a 256 px image took 10 s and 3 GB
+        "synthetic://v1?kind=xray&size=256&seed=1&noise=1&decoys=0&f=nodule:round:1:100:100:20000:0:100:3",
+        "synthetic://v1?kind=xray&size=256&seed=1&noise=1&decoys=0&f=nodule:round:1:9000:100:20:0:100:3",
+        "synthetic://v1?kind=xray&size=256&seed=-1&noise=1&decoys=0",
+        "synthetic://v1?kind=xray&size=256&seed=1&noise=1&decoys=0"
+        + "&f=nodule:round:1:100:100:20:0:100:3" * 33,
     ],
     ids=[
         "wrong-version",
@@ -181,6 +187,10 @@ def test_uri_round_trip_and_hash():
         "short-finding",
         "unknown-shape",
         "too-small",
+        "huge-finding",
+        "centre-outside",
+        "negative-seed",
+        "too-many-findings",
     ],
 )
 def test_malformed_uris_raise_dataset_error(uri):

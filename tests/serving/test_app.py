@@ -220,3 +220,33 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     s = ServerSettings()
     assert s.port == 9123 and s.token is not None and s.token.get_secret_value() == "abc"
     assert "abc" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("uri", "names"),
+    [
+        pytest.param(
+            "synthetic://v1?kind=xray&size=256&seed=1&noise=1&decoys=0"
+            "&f=nodule:round:1:100:100:20000:0:100:3",
+            "size must be <= the image size 256",
+            id="huge-finding",
+        ),
+        pytest.param(
+            "synthetic://v1?kind=xray&size=50000000&seed=1&noise=1&decoys=0",
+            "size must be in [64, 8192]",
+            id="huge-image",
+        ),
+        pytest.param(
+            "synthetic://v1?kind=xray&size=256&seed=-3&noise=1&decoys=0",
+            "seed must be in [0, 2**63)",
+            id="negative-seed",
+        ),
+    ],
+)
+def test_unbounded_synthetic_uris_get_a_400_naming_the_bound(
+    client: TestClient, uri: str, names: str
+) -> None:
+    """Issue 18 D1/D7: ~100 bytes cost 10 s and 3 GB, or a 500; now refused before drawing."""
+    r = client.post("/v1/images/register", json={"ref": {"uri": uri}})
+    assert r.status_code == 400, r.text
+    assert names in r.json()["detail"]
