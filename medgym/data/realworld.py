@@ -95,11 +95,24 @@ def package_path(package: str, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+SKIMAGE_IMAGES = (
+    "retina", "immunohistochemistry", "cell", "shepp_logan_phantom", "microaneurysms",
+    "camera", "coins", "moon",
+)  # fmt: skip
+"""``skimage.data`` images that ``pkg://skimage/<name>`` may name (functions without
+arguments that return a picture); nothing else of the module is reachable from a URI."""
+
+
 @cache
 def _skimage_array(name: str) -> np.ndarray:
     _require("skimage")
     import skimage.data
 
+    if name not in SKIMAGE_IMAGES:  # any other attribute (``download_all``...) is refused
+        raise DatasetError(
+            f"skimage.data has no served image `{name}`{did_you_mean(name, SKIMAGE_IMAGES)}; "
+            f"served: {', '.join(SKIMAGE_IMAGES)}"
+        )
     loader = getattr(skimage.data, name, None)
     if loader is None:
         raise DatasetError(f"skimage.data has no image `{name}`")

@@ -183,6 +183,8 @@ def test_skimage_images_load_offline(monkeypatch):
         "pkg://pydicom/CT_small.dcm?colour=red",
         "pkg://pydicom/CT_small.dcm?f=nodule:round",
         "pkg://skimage/astronaut_in_space",
+        "pkg://skimage/download_all",
+        "pkg://skimage/lbp_frontal_face_cascade_filename",
         "file://pydicom/CT_small.dcm",
     ],
     ids=[
@@ -192,6 +194,8 @@ def test_skimage_images_load_offline(monkeypatch):
         "unknown-field",
         "bad-finding",
         "unknown-skimage",
+        "skimage-download-all",  # issue 18 D7: any skimage.data attribute was called
+        "skimage-not-an-image",
         "wrong-scheme",
     ],
 )
