@@ -74,6 +74,8 @@ def parse_body(model: type[M], body: bytes, content_type: str | None) -> M:
             raise RequestValidationError([invalid]) from e
         except ValueError as e:  # not UTF-8/16/32
             raise HTTPException(400, "There was an error parsing the body") from e
+        except RecursionError as e:  # ~2,000-deep arrays: a client error, not a 500
+            raise HTTPException(400, "JSON body nested too deeply") from e
     try:
         return model.model_validate(data, from_attributes=True)
     except ValidationError as e:

@@ -250,3 +250,12 @@ def test_unbounded_synthetic_uris_get_a_400_naming_the_bound(
     r = client.post("/v1/images/register", json={"ref": {"uri": uri}})
     assert r.status_code == 400, r.text
     assert names in r.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/v1/tools/call", "/v1/render"])
+def test_deeply_nested_json_is_a_400_not_a_500(client: TestClient, path: str) -> None:
+    """Issue 18 D7: ~2,000-deep JSON raised RecursionError in the body parser."""
+    body = b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "nested too deeply" in r.json()["detail"]
