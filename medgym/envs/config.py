@@ -90,6 +90,11 @@ class SessionConfig:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.max_images < 0:
             raise ConfigError(f"max_images must be >= 0; got {self.max_images}")
+        if not isinstance(self.prompt, str):
+            raise ConfigError(
+                f"prompt must be a prompt template name (a string); got "
+                f"{type(self.prompt).__name__} {self.prompt!r}"
+            )
         if self.precedence not in ("answer", "tools"):
             raise ConfigError(f"precedence must be 'answer' or 'tools'; got {self.precedence!r}")
         if not (

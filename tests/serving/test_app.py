@@ -259,3 +259,12 @@ def test_deeply_nested_json_is_a_400_not_a_500(client: TestClient, path: str) ->
     r = client.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert "nested too deeply" in r.json()["detail"]
+
+
+def test_turn_with_a_non_string_prompt_is_a_422(client: TestClient, sample: Sample) -> None:
+    """Issue 18 D7: `config.prompt` = 5 gave a 500 (also a crash in process)."""
+    body = {"sample": sample.model_dump(mode="json"), "text": "<answer>yes</answer>",
+            "config": {"prompt": 5}}  # fmt: skip
+    r = client.post("/v1/turn", json=body)
+    assert r.status_code == 422, r.text  # the server's answer to every ConfigError
+    assert "prompt must be a prompt template name" in r.json()["detail"]
