@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medgym.core.images import ImageRef, Window
 from medgym.core.sample import Sample
@@ -29,6 +29,8 @@ __all__ = [
 ImageEncoding = Literal["none", "raw", "npy", "png", "webp"]
 
 _MAX_TEXT = 16_384
+MAX_REQUEST_IMAGES = 16
+"""Most images one request may carry (tool calls, renders and inline turn samples alike)."""
 _STRICT = ConfigDict(extra="forbid")
 
 
@@ -92,7 +94,9 @@ class _ProfileFields(BaseModel):
 class ToolCallRequest(_ProfileFields):
     """One tool call against a view history; the server keeps nothing between calls."""
 
-    images: list[ImageRef] = Field(min_length=1, max_length=16, description="The sample's images.")
+    images: list[ImageRef] = Field(
+        min_length=1, max_length=MAX_REQUEST_IMAGES, description="The sample's images."
+    )
     views: list[ViewSpec] = Field(min_length=1, max_length=256, description="Views so far.")
     name: str = Field(min_length=1, max_length=64, description="Tool name (or alias).")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Tool arguments.")
@@ -119,7 +123,7 @@ class RenderRequest(BaseModel):
 
     model_config = _STRICT
 
-    images: list[ImageRef] = Field(min_length=1, max_length=16)
+    images: list[ImageRef] = Field(min_length=1, max_length=MAX_REQUEST_IMAGES)
     view: ViewSpec
     encoding: Literal["raw", "npy", "png", "webp"] = "png"
 
@@ -142,6 +146,16 @@ class TurnRequest(_ProfileFields):
     )
     text: str = Field(max_length=_MAX_TEXT, description="The model's new turn.")
     encoding: ImageEncoding = "none"
+
+    @field_validator("sample")
+    @classmethod
+    def _bounded_images(cls, sample: Sample | None) -> Sample | None:
+        if sample is not None and len(sample.images) > MAX_REQUEST_IMAGES:
+            raise ValueError(
+                f"an inline sample may hold at most {MAX_REQUEST_IMAGES} images; "
+                f"got {len(sample.images)}"
+            )
+        return sample
 
 
 class TurnView(BaseModel):

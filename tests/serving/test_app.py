@@ -268,3 +268,12 @@ def test_turn_with_a_non_string_prompt_is_a_422(client: TestClient, sample: Samp
     r = client.post("/v1/turn", json=body)
     assert r.status_code == 422, r.text  # the server's answer to every ConfigError
     assert "prompt must be a prompt template name" in r.json()["detail"]
+
+
+def test_turn_caps_inline_images_like_tool_calls(client: TestClient, sample: Sample) -> None:
+    """Issue 18 D8: /v1/turn took 40 inline images where /v1/tools/call caps 16."""
+    many = sample.model_copy(update={"images": tuple(sample.images) * 40})
+    body = {"sample": many.model_dump(mode="json"), "text": "<answer>yes</answer>"}
+    r = client.post("/v1/turn", json=body)
+    assert r.status_code == 422, r.text
+    assert "at most 16 images" in r.text
