@@ -48,7 +48,7 @@ from medgym.serving.schemas import (
     TurnRequest,
     TurnResponse,
 )
-from medgym.serving.security import BearerTokenMiddleware, BodyLimitMiddleware
+from medgym.serving.security import BearerTokenMiddleware, BodyLimitMiddleware, BodyTooLargeError
 from medgym.serving.service import AccessError, ToolService, encoded_image
 from medgym.serving.settings import ServerSettings
 from medgym.tools import TOOLS
@@ -145,6 +145,10 @@ def _error_response(exc: Exception) -> Response | None:
     if isinstance(exc, RequestValidationError):
         return _error(422, _describe_validation(exc), "ValidationError")
     if isinstance(exc, StarletteHTTPException):
+        if isinstance(exc.__cause__, BodyTooLargeError):
+            # FastAPI turns any failure while reading the body into a 400; a chunked body past
+            # the limit is a 413, and the rest of it is unread: close the connection.
+            return _error(413, str(exc.__cause__), "RequestTooLarge", {"connection": "close"})
         headers = dict(exc.headers) if exc.headers else None
         return _error(exc.status_code, str(exc.detail), "HTTPError", headers)
     return None

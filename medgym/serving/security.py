@@ -106,7 +106,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLargeError
+                    raise BodyTooLargeError(self._message(seen))
             return message
 
         async def tracking_send(message: Message) -> None:

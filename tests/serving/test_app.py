@@ -150,13 +150,17 @@ def test_bad_uploads_are_4xx(client: TestClient, body: bytes, status: int, needl
     assert needle in r.json()["detail"]
 
 
-def test_chunked_oversized_body_is_413(client: TestClient) -> None:
+@pytest.mark.parametrize("path", ["/v1/images", "/v1/images/register", "/v1/turn"])
+def test_chunked_oversized_body_is_413(client: TestClient, path: str) -> None:
+    """Issue 18 D13: /register and /turn answered 400 (FastAPI's body-parse error) to this."""
+
     def gen() -> Any:
         for _ in range(4):
             yield b"\x00" * (1024 * 1024)
 
-    r = client.post("/v1/images", content=gen())
-    assert r.status_code == 413
+    r = client.post(path, content=gen(), headers={"content-type": "application/json"})
+    assert r.status_code == 413, r.text
+    assert "exceeds the limit" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(
