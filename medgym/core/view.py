@@ -24,6 +24,9 @@ from medgym.core.bbox import BBox
 from medgym.core.images import MedImage, Window
 from medgym.errors import ConfigError
 
+MAX_OUT_SIDE = 8192
+"""Largest side of a rendered view in pixels (a 4096x4096 render is 48 MB in the view cache)."""
+
 __all__ = ["ViewSpec", "apply_window", "full_view", "gray_to_rgb", "render", "render_native"]
 
 _RESIZE_NATIVE = (np.uint8, np.uint16, np.int16, np.float32)
@@ -50,7 +53,13 @@ class ViewSpec(BaseModel):
     flip_v: bool = Field(default=False, description="Mirror top-bottom (after rotation).")
     window: Window | None = Field(default=None, description="Display window; None: default.")
     slice_index: int | None = Field(default=None, ge=0, description="Slice; None: middle slice.")
-    out_size: tuple[int, int] = Field(description="(width, height) of the rendered view.")
+    out_size: tuple[int, int] = Field(
+        description="(width, height) of the rendered view.",
+        # what the validator below enforces, stated in the JSON schema (OpenAPI) as well
+        json_schema_extra={
+            "prefixItems": [{"type": "integer", "minimum": 1, "maximum": MAX_OUT_SIDE}] * 2
+        },
+    )
     parent: int | None = Field(default=None, ge=0, description="Index of the view it came from.")
     tool: str | None = Field(default=None, description="Name of the tool that made this view.")
     label: str | None = Field(default=None, description="What the model said it looks at.")
@@ -67,6 +76,8 @@ class ViewSpec(BaseModel):
     def _size_ok(cls, v: tuple[int, int]) -> tuple[int, int]:
         if v[0] < 1 or v[1] < 1:
             raise ValueError(f"out_size must be positive (width, height); got {v}")
+        if max(v) > MAX_OUT_SIDE:
+            raise ValueError(f"out_size sides must be <= {MAX_OUT_SIDE} px; got {v}")
         return v
 
     # ------------------------------------------------------------------ geometry

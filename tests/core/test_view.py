@@ -261,3 +261,12 @@ def test_window_in_view_overrides_default() -> None:
     default = ViewSpec(bbox_px=(0, 0, W, H), out_size=(W, H))
     assert not np.array_equal(render(image, lung), render(image, default))
     assert render(image, lung)[0, 0, 0] == math.floor((-1000 + 1350) * 255 / 1500)
+
+
+@pytest.mark.parametrize("size", [(0, 0), (9000, 10)])
+def test_out_size_out_of_bounds_is_refused(size: tuple[int, int]) -> None:
+    """Issue 18 D3/D14: a 4096x4096 render kept 48 MB per cached view; sides are capped."""
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="out_size"):
+        ViewSpec(bbox_px=(0, 0, 10, 10), out_size=size)

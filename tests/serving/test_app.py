@@ -281,3 +281,11 @@ def test_turn_caps_inline_images_like_tool_calls(client: TestClient, sample: Sam
     r = client.post("/v1/turn", json=body)
     assert r.status_code == 422, r.text
     assert "at most 16 images" in r.text
+
+
+def test_openapi_states_the_out_size_bounds_the_server_enforces(client: TestClient) -> None:
+    """Issue 18 D14: the schema allowed out_size [0, 0], which the server then rejected."""
+    schema = client.get("/openapi.json").json()
+    out_size = schema["components"]["schemas"]["ViewSpec"]["properties"]["out_size"]
+    assert [i["minimum"] for i in out_size["prefixItems"]] == [1, 1]
+    assert [i["maximum"] for i in out_size["prefixItems"]] == [8192, 8192]
