@@ -152,10 +152,14 @@ def test_vqa_rad_bad_record(tmp_path, change, field):
         load("vqa_rad", root=root, split="all")
 
 
-def test_vqa_rad_missing_images_can_be_skipped(tmp_path):
+def test_vqa_rad_missing_images_can_be_skipped(tmp_path, caplog):
     root = vqa_rad(tmp_path, extra=[{**VQA_RAD_RECORD, "qid": 7, "image_name": "gone.jpg"}])
-    samples = load("vqa_rad", root=root, split="train", on_missing_image="skip")
+    with caplog.at_level("WARNING"):
+        samples = load("vqa_rad", root=root, split="train", on_missing_image="skip")
     assert [s.id for s in samples] == ["vqa_rad:1", "vqa_rad:2"]
+    # one warning that counts them (issue 18, D11), not silence
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 1 and "skipped 1 record(s)" in lines[0] and "gone.jpg" in lines[0]
 
 
 def test_vqa_rad_unknown_split_suggests(tmp_path):

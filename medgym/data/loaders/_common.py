@@ -7,15 +7,17 @@ the record (index and id) and the field, raised while loading, never later in an
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from PIL import Image
 
@@ -84,6 +86,46 @@ def resolve_root(root: Path | str | None, dataset: str, folder: str) -> Path:
     if not path.exists():
         raise DatasetError(f"{dataset}: root {path} does not exist")
     return path
+
+
+_SKIPPED: ContextVar[list[str] | None] = ContextVar("medgym_skipped_images", default=None)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def counts_skipped(dataset: str) -> Callable[[_F], _F]:
+    """Decorate a loader: records skipped for a missing image are counted in one warning.
+
+    ``on_missing_image="skip"`` drops such records (:func:`local_image`); the warning says how
+    many and names the first, so a half-downloaded release does not load quietly short.
+    """
+
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            skipped: list[str] = []
+            token = _SKIPPED.set(skipped)
+            try:
+                out = fn(*args, **kwargs)
+            finally:
+                _SKIPPED.reset(token)
+            if skipped:
+                logger.warning(
+                    "%s: skipped %d record(s) whose image is missing (on_missing_image='skip'); "
+                    "first: %s",
+                    dataset, len(skipped), skipped[0],
+                )  # fmt: skip
+            return out
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+def note_skipped(what: str) -> None:
+    """Count one skipped record for the enclosing :func:`counts_skipped` loader."""
+    skipped = _SKIPPED.get()
+    if skipped is not None:
+        skipped.append(what)
 
 
 def check_on_missing(value: str) -> OnMissing:
@@ -211,6 +253,7 @@ def local_image(
         return ImageRef(uri=str(path))
     if on_missing == "skip":
         logger.debug("%s: skipping record %s: image %s is missing", ctx.file, ctx.index, path)
+        note_skipped(f"record {ctx.index} of {ctx.file} ({path})")
         return None
     raise ctx.error(field, f"points to image {path}, which does not exist")
 

@@ -46,6 +46,7 @@ from medgym.data.loaders._common import (
     OnMissing,
     RecordContext,
     check_on_missing,
+    counts_skipped,
     infer_answer_type,
     leftover_meta,
     normalise_answer_type,
@@ -230,6 +231,7 @@ def _evidence(value: Any, ctx: RecordContext, field: str) -> tuple[Evidence, ...
     return tuple(out)
 
 
+@counts_skipped("generic")
 def load_generic(
     root: Path | None = None,
     split: str = "train",

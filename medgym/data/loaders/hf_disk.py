@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from medgym.core.sample import Sample
-from medgym.data.loaders._common import check_on_missing, resolve_root
+from medgym.data.loaders._common import check_on_missing, counts_skipped, resolve_root
 from medgym.data.loaders.generic import RowConverter, resolve_fields
 from medgym.data.store import ImageStore, default_store
 from medgym.errors import ConfigError, DatasetError, DependencyNotInstalled, did_you_mean
@@ -45,6 +45,7 @@ def _datasets() -> Any:
     return datasets
 
 
+@counts_skipped("hf_disk")
 def load_hf_disk(
     root: Path | None = None,
     split: str = "train",

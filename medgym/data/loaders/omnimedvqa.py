@@ -39,6 +39,7 @@ from medgym.data.loaders._common import (
     OnMissing,
     RecordContext,
     check_on_missing,
+    counts_skipped,
     leftover_meta,
     local_image,
     optional_text,
@@ -80,6 +81,7 @@ _USED = (
 )
 
 
+@counts_skipped(NAME)
 def load_omnimedvqa(
     root: Path | None = None,
     split: str = "open",

@@ -43,6 +43,7 @@ from medgym.data.loaders._common import (
     OnMissing,
     RecordContext,
     check_on_missing,
+    counts_skipped,
     infer_answer_type,
     leftover_meta,
     local_image,
@@ -72,6 +73,7 @@ _PICKLE_SPLIT = {"train": "train", "validation": "val", "test": "test"}
 _LAYOUTS = ("auto", "parquet", "original")
 
 
+@counts_skipped(NAME)
 def load_pathvqa(
     root: Path | None = None,
     split: str = "train",

@@ -35,6 +35,7 @@ from medgym.core.sample import Sample
 from medgym.data.loaders._common import (
     RecordContext,
     check_on_missing,
+    counts_skipped,
     leftover_meta,
     local_image,
     optional_text,
@@ -55,6 +56,7 @@ _IMAGE_FOLDERS = {1: ("images", "figures", "images2"), 2: ("images2", "images", 
 _USED = ("Figure_path", "Question", "Answer", "Answer_label", *(f"Choice {x}" for x in LETTERS))
 
 
+@counts_skipped(NAME)
 def load_pmc_vqa(
     root: Path | None = None, split: str = "train", *, on_missing_image: str = "error"
 ) -> list[Sample]:

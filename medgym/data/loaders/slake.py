@@ -31,6 +31,7 @@ from medgym.core.sample import Sample
 from medgym.data.loaders._common import (
     RecordContext,
     check_on_missing,
+    counts_skipped,
     leftover_meta,
     local_image,
     normalise_answer_type,
@@ -68,6 +69,7 @@ _USED = (
 )
 
 
+@counts_skipped(NAME)
 def load_slake(
     root: Path | None = None, split: str = "train", *, on_missing_image: str = "error"
 ) -> list[Sample]:

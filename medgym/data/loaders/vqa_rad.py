@@ -30,6 +30,7 @@ from medgym.core.sample import Sample
 from medgym.data.loaders._common import (
     RecordContext,
     check_on_missing,
+    counts_skipped,
     leftover_meta,
     local_image,
     normalise_answer_type,
@@ -52,6 +53,7 @@ _SPLITS = {"train": "train", "test": "test", "all": "all"}
 _USED = ("qid", "image_name", "image_organ", "answer", "answer_type", "question_type", "question")
 
 
+@counts_skipped(NAME)
 def load_vqa_rad(
     root: Path | None = None, split: str = "train", *, on_missing_image: str = "error"
 ) -> list[Sample]:
