@@ -11,7 +11,7 @@ import html
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from medgym.agents.policy import Policy
 from medgym.eval.ablations import ABLATIONS, LABEL_READING_POLICIES
@@ -23,6 +23,16 @@ logger = logging.getLogger(__name__)
 
 DEMO_EVAL_POLICIES = ("pixel-reader", "random-zoom", "oracle")
 """Scripted policies of the demo (``direct`` is the pixel reader's no-tools ablation)."""
+
+
+class _Entry(NamedTuple):
+    """One policy of the demo evaluation."""
+
+    spec: str
+    policy: Policy
+    evr: str = "off"
+    session_options: dict[str, Any] | None = None
+    task: dict[str, Any] | None = None  # synthetic-set options
 
 
 def _tiny_policy(tiny_model: bool | str | Path | Policy) -> Policy | None:
@@ -105,29 +115,27 @@ def run_demo_eval(
     from medgym.agents.scripted import make_scripted_policy
     from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
 
-    # (spec, policy, EVR mode, session options, synthetic-set options)
-    entries: list[tuple[str, Policy, str, dict[str, Any], dict[str, Any]]] = [
-        (f"scripted:{name}", make_scripted_policy(name), "off", {}, {}) for name in policies
-    ]
-    entries += [(f"object:{name}", p, evr, {}, {}) for name, p in (extra_policies or {}).items()]
+    entries = [_Entry(f"scripted:{name}", make_scripted_policy(name)) for name in policies]
+    entries += [_Entry(f"object:{name}", p, evr) for name, p in (extra_policies or {}).items()]
     if tiny_model:
         tiny = _tiny_policy(tiny_model)
         if tiny is not None:
             # the tiny model's own budgets (one look, then the answer) and task (its question
             # families at 512 px); its checkpoint's profile comes with it
-            entries.append(("hf:tiny-vlm", tiny, evr, dict(TINY_SESSION), dict(TINY_TASK)))
+            entries.append(_Entry("hf:tiny-vlm", tiny, evr, dict(TINY_SESSION), dict(TINY_TASK)))
     runs: list[tuple[str, str, EvalResult]] = []
     for dataset in datasets:
-        for spec, policy, mode, session_options, task in entries:
+        for e in entries:
+            task = e.task or {}
             data_kwargs = {"num_samples": num_samples, **task} if dataset == "synthetic" else {}
-            name = spec.split(":", 1)[1]
+            name = e.spec.split(":", 1)[1]
             ablations = () if name in LABEL_READING_POLICIES else ABLATIONS
             config = EvalConfig(
-                policy=spec, data=dataset, data_kwargs=data_kwargs, n=n,
-                ablations=ablations, evr=mode, resamples=resamples, progress=progress,
-                session_options=session_options,
+                policy=e.spec, data=dataset, data_kwargs=data_kwargs, n=n,
+                ablations=ablations, evr=e.evr, resamples=resamples, progress=progress,
+                session_options=e.session_options or {},
             )  # fmt: skip
-            res = run_eval(config, out / dataset / name, policy=policy)
+            res = run_eval(config, out / dataset / name, policy=e.policy)
             runs.append((dataset, name, res))
     path = _index(out, runs)
     logger.info("demo evaluation index at %s", path)

@@ -151,7 +151,7 @@ class CachedEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``, calling the inner embedder once for all distinct unseen texts."""
-        keys = [clean_text(t) if isinstance(t, str) else "" for t in texts]
+        keys = [t if isinstance(t, str) else "" for t in texts]
         with self._lock:
             missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
             self.hits += len(keys) - len(missing)
