@@ -48,7 +48,7 @@ def time_lockstep(model_dir: str, steps: int, prompts: int, gens: int) -> tuple[
         num_generations=gens, reward="label_free", reward_options={"embedder": "hashing"}
     )
     trainer = LockstepGRPO(
-        policy, _samples(prompts * steps), session_config=SessionConfig.from_kwargs(**TINY_SESSION),
+        policy, _samples(prompts * steps), session_config=SessionConfig.from_dict(TINY_SESSION),
         profile=policy.profile, reward=reward,
         config=GRPOConfig(steps=steps, prompts_per_step=prompts, num_generations=gens),
     )  # fmt: skip
@@ -77,7 +77,7 @@ def time_trl(
     processor = prepare_processor(AutoProcessor.from_pretrained(model_dir))
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
     samples = _samples(prompts * steps)
-    session = SessionConfig.from_kwargs(**TINY_SESSION)
+    session = SessionConfig.from_dict(TINY_SESSION)
     reward = SessionGroupReward(
         num_generations=gens, reward="label_free", reward_options={"embedder": "hashing"}
     )

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medgym.errors import MedGymError
 from medgym.eval.cli_commands import register as register_eval_commands
 from medgym.learning.cli import register as register_learning_command
 
@@ -51,14 +52,14 @@ def demo(
     """
     from medgym.agents import GroupRunner, make_scripted_policy
     from medgym.data import load
-    from medgym.envs import SessionConfig
+    from medgym.envs import env_session_config
     from medgym.learning.cli import quiet_libraries
 
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
     out.mkdir(parents=True, exist_ok=True)
-    zoom_cfg = SessionConfig(tools=("zoom_in", "crop", "reground"), max_turns=4)
-    direct_cfg = SessionConfig(tools=(), max_turns=1)
+    zoom_cfg = env_session_config("MedVQA-Zoom-v0", max_turns=4)
+    direct_cfg = env_session_config("MedVQA-Direct-v0")
     table = Table(title=f"1. scripted policies: {n} rollouts per sample")
     for col in ("dataset", "policy", "n", "accuracy", "calls/ep", "errors/ep", "ep/s"):
         table.add_column(
@@ -204,6 +205,17 @@ register_eval_commands(app)  # eval, report, compare (medgym/eval/cli_commands.p
 register_learning_command(app)  # learning (medgym/learning/cli.py)
 
 
-def main() -> None:
-    """Entry point of ``python -m medgym``."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``medgym`` and ``python -m medgym``.
+
+    A :class:`~medgym.errors.MedGymError` (a bad option value, an unknown policy or dataset, a
+    missing dependency) is the user's to fix, not a bug: it prints one line naming what was
+    wrong and exits with status 2, as a usage error does. Anything else keeps its traceback.
+    """
+    try:
+        app(args=argv, prog_name="medgym")
+    except MedGymError as e:
+        Console(stderr=True).print(
+            f"medgym: error: {e}", style="red", markup=False, highlight=False, soft_wrap=True
+        )
+        raise SystemExit(2) from None

@@ -52,3 +52,30 @@ def test_demo_learning_phase_writes_the_before_after_summary(
     printed = capsys.readouterr().out
     assert "before and after label-free GRPO" in printed and "label-free" in printed
     assert (tmp_path / "learning" / "learning.html").is_file()
+
+
+def test_user_errors_print_one_line_and_exit_2(tmp_path) -> None:
+    """The installed `medgym` script: a typo is one line naming the near name, exit status 2."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "medgym", "eval", "--policy", "scripted:pixel-redaer",
+           "--data", "synthetic", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        "medgym: error: unknown policy `pixel-redaer`; did you mean `pixel-reader`?; known: "
+        "oracle, teacher, pixel-reader, random-zoom, direct"
+    ]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_missing_checkpoint_is_a_user_error(tmp_path) -> None:
+    import pytest
+
+    from medgym.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--policy", f"hf:{tmp_path / 'nope'}", "--out", str(tmp_path)])
+    assert exc.value.code == 2

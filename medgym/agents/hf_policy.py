@@ -154,6 +154,12 @@ class HFPolicy:
 
         register_processor()
         torch_dtype = getattr(torch, dtype) if dtype else "auto"
+        looks_local = str(path).startswith((".", "/", "~")) or Path(path).exists()
+        if looks_local and not (Path(path).expanduser() / "config.json").is_file():
+            raise ConfigError(
+                f"no model checkpoint at {path}: expected a folder with config.json (a saved "
+                "Hugging Face model, e.g. from `medgym learning` or run_trl.py)"
+            )
         model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype)
         processor = AutoProcessor.from_pretrained(path)
         if kwargs.get("profile") is None and Path(path).is_dir():

@@ -15,7 +15,7 @@ from medgym.agents.policy import Policy, run_episode
 from medgym.core.sample import Sample
 from medgym.core.trajectory import Group, write_groups
 from medgym.envs.config import SessionConfig
-from medgym.envs.profiles import ModelProfile, get_profile
+from medgym.envs.profiles import DEFAULT_PROFILE, ModelProfile, get_profile
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
 
@@ -66,7 +66,7 @@ class GroupRunner:
         self,
         config: SessionConfig | None = None,
         *,
-        profile: str | ModelProfile = "qwen2.5-vl",
+        profile: str | ModelProfile = DEFAULT_PROFILE,
         n: int = 4,
         concurrency: int = 32,
         progress: bool = True,

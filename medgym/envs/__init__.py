@@ -6,11 +6,13 @@ from typing import Any
 
 import gymnasium as gym
 
+from medgym.core.parsing import ParsedTurn, parse_turn
 from medgym.envs.config import Penalties, SessionConfig
 from medgym.envs.env import MedVQAEnv
-from medgym.envs.parsing import ParsedTurn, parse_turn
 from medgym.envs.profiles import PROFILES, ModelProfile, get_profile, smart_resize
 from medgym.envs.session import EpisodeSession, StepResult
+from medgym.errors import ConfigError, did_you_mean
+from medgym.tools import ALL_TOOLS, ZOOM_TOOLS
 
 __all__ = [
     "ENV_IDS",
@@ -22,6 +24,7 @@ __all__ = [
     "Penalties",
     "SessionConfig",
     "StepResult",
+    "env_session_config",
     "get_profile",
     "parse_turn",
     "register_envs",
@@ -29,12 +32,25 @@ __all__ = [
 ]
 
 ENV_IDS: dict[str, dict[str, Any]] = {
-    "MedVQA-Zoom-v0": {"tools": ["zoom_in", "crop", "reground"]},
-    "MedVQA-Tools-v0": {"tools": ["zoom_in", "crop", "reground", "window", "rotate", "flip"]},
+    "MedVQA-Zoom-v0": {"tools": list(ZOOM_TOOLS)},
+    "MedVQA-Tools-v0": {"tools": list(ALL_TOOLS)},
     # One answer turn plus one retry after a format error (penalised): an env that always
     # truncates after one step fails Gymnasium's checker, and a typo should not end a baseline.
     "MedVQA-Direct-v0": {"tools": [], "max_turns": 2},
 }
+
+
+def env_session_config(env_id: str, **overrides: Any) -> SessionConfig:
+    """The :class:`SessionConfig` a registered env id runs with, with ``overrides`` on top.
+
+    Raises:
+        ConfigError: An unknown env id or session key (each named, with the near one).
+    """
+    if env_id not in ENV_IDS:
+        raise ConfigError(
+            f"unknown env `{env_id}`{did_you_mean(env_id, ENV_IDS)}; known: {', '.join(ENV_IDS)}"
+        )
+    return SessionConfig.from_dict({**ENV_IDS[env_id], **overrides})
 
 
 def register_envs() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from medgym.errors import ConfigError
-from medgym.tools.base import ToolConfig
+from medgym.errors import ConfigError, did_you_mean
+from medgym.tools import ZOOM_TOOLS, ToolConfig
 
-__all__ = ["Penalties", "SessionConfig"]
+__all__ = ["Penalties", "SessionConfig", "check_keys", "tool_config_from"]
 
 
 MAX_WEIGHT = 100.0
@@ -46,13 +47,14 @@ class Penalties:
             return cls()
         if isinstance(value, Penalties):
             return value
-        if not isinstance(value, dict):
+        if not isinstance(value, Mapping):
             raise ConfigError(f"penalties must be a dict of name -> float; got {value!r}")
-        known = {"format_error", "tool_error", "budget", "no_answer"}
-        unknown = set(value) - known
-        if unknown:
-            raise ConfigError(f"unknown penalties {sorted(unknown)}; known: {sorted(known)}")
+        check_keys(value, cls, "penalty")
         return cls(**value)
+
+    def scaled(self, weight: float) -> Penalties:
+        """Every penalty times ``weight`` (how a trainer's ``penalty_weight`` is applied)."""
+        return Penalties(**{f.name: getattr(self, f.name) * weight for f in fields(self)})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,7 +75,7 @@ class SessionConfig:
         last_turn_hint: Tell the model when its next turn is its last.
     """
 
-    tools: tuple[str, ...] = ("zoom_in", "crop", "reground")
+    tools: tuple[str, ...] = ZOOM_TOOLS
     max_turns: int = 6
     max_images: int = 8
     max_calls_per_turn: int = 3
@@ -105,12 +107,80 @@ class SessionConfig:
             )
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> SessionConfig:
-        """Build from JSON-friendly values (lists for tuples, dicts for penalties)."""
-        if "tools" in kwargs and kwargs["tools"] is not None:
-            kwargs["tools"] = tuple(kwargs["tools"])
-        if "penalties" in kwargs:
-            kwargs["penalties"] = Penalties.from_value(kwargs["penalties"])
-        if isinstance(kwargs.get("tool_config"), dict):
-            kwargs["tool_config"] = ToolConfig(**kwargs["tool_config"])
-        return cls(**{k: v for k, v in kwargs.items() if v is not None})
+    def from_dict(cls, values: Mapping[str, Any] | SessionConfig | None = None) -> SessionConfig:
+        """Build from plain values: the one path for env kwargs, verl YAML, TRL and the server.
+
+        Lists become tuples, dicts become :class:`Penalties` and :class:`ToolConfig`; ``None``
+        values keep the default.
+
+        Raises:
+            ConfigError: An unknown key (named, with the near one), or a bad value.
+
+        Example:
+            >>> SessionConfig.from_dict({"tools": ["zoom_in"], "penalties": {"budget": 0.1}}).tools
+            ('zoom_in',)
+        """
+        if values is None:
+            return cls()
+        if isinstance(values, SessionConfig):
+            return values
+        if not isinstance(values, Mapping):
+            raise ConfigError(
+                f"a session config must be a dict of SessionConfig fields; got "
+                f"{type(values).__name__} {values!r}"
+            )
+        check_keys(values, cls, "session config")
+        kw = {str(k): v for k, v in values.items() if v is not None}
+        if "tools" in kw:
+            tools = kw["tools"]
+            if isinstance(tools, str) or not all(isinstance(t, str) for t in tools):
+                raise ConfigError(f"tools must be a list of tool names; got {tools!r}")
+            kw["tools"] = tuple(tools)
+        if "penalties" in kw:
+            kw["penalties"] = Penalties.from_value(kw["penalties"])
+        if "tool_config" in kw:
+            kw["tool_config"] = tool_config_from(kw["tool_config"])
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly values that :meth:`from_dict` turns back into this config."""
+        out = asdict(self)
+        out["tools"] = list(self.tools)
+        return out
+
+    def with_penalty_weight(self, weight: float) -> SessionConfig:
+        """This config with every penalty scaled by ``weight`` (1.0 returns it unchanged)."""
+        if weight == 1.0:
+            return self
+        if not (isinstance(weight, (int, float)) and 0 <= weight <= MAX_WEIGHT):
+            raise ConfigError(
+                f"penalty_weight must be a number in [0, {MAX_WEIGHT:g}]; got {weight!r}"
+            )
+        return replace(self, penalties=self.penalties.scaled(weight))
+
+
+def tool_config_from(value: Mapping[str, Any] | ToolConfig | None) -> ToolConfig:
+    """A :class:`ToolConfig` from a dict (unknown keys refused with the near one)."""
+    if value is None:
+        return ToolConfig()
+    if isinstance(value, ToolConfig):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"tool_config must be a dict of ToolConfig fields; got {value!r}")
+    check_keys(value, ToolConfig, "tool_config")
+    return ToolConfig(**value)
+
+
+def check_keys(values: Mapping[str, Any], cls: type, what: str) -> None:
+    """Raise a :class:`ConfigError` naming the first key of ``values`` that ``cls`` lacks.
+
+    Raises:
+        ConfigError: ``unknown session config key `max_turn`; did you mean `max_turns`?``.
+    """
+    known = [f.name for f in fields(cls)]
+    for key in values:
+        if key not in known:
+            raise ConfigError(
+                f"unknown {what} key `{key}`{did_you_mean(str(key), known)}; known: "
+                f"{', '.join(known)}"
+            )

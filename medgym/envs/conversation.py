@@ -7,7 +7,7 @@ Messages are appended once per turn and reference images by view index, so a ste
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -16,10 +16,11 @@ import numpy as np
 from medgym.core.trajectory import Turn
 from medgym.errors import ConfigError
 
-__all__ = ["FORMATS", "Conversation", "png_data_url"]
+__all__ = ["FORMATS", "Conversation", "hf_parts", "png_data_url", "reply_parts"]
 
 FORMATS = ("spec", "hf", "openai", "text")
 PLACEHOLDER = "<image>"
+"""The image marker of :class:`Conversation`'s text format when no profile names another."""
 
 PixelsFn = Callable[[int], np.ndarray]
 
@@ -34,9 +35,21 @@ def png_data_url(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def _interleave(text: str, views: list[int]) -> list[dict[str, Any]]:
-    """Split ``text`` at image placeholders and put one image part (by view index) at each."""
-    pieces = text.split(PLACEHOLDER)
+def reply_parts(
+    text: str, views: Sequence[int], placeholder: str = PLACEHOLDER
+) -> list[dict[str, Any]]:
+    """An environment reply as chat content parts: the one splitter every adapter uses.
+
+    ``text`` is split at the profile's image ``placeholder``; the k-th placeholder becomes
+    ``{"type": "image", "view": views[k]}`` and the text between them ``{"type": "text"}`` parts.
+    The gym conversation, the verl agent loop and TRL's tool replies all build their messages
+    here (then :func:`hf_parts` puts pixels in).
+
+    Example:
+        >>> [p["type"] for p in reply_parts("zoomed <image>; look", [1])]
+        ['text', 'image', 'text']
+    """
+    pieces = text.split(placeholder)
     parts: list[dict[str, Any]] = []
     for i, piece in enumerate(pieces):
         if piece:
@@ -46,6 +59,18 @@ def _interleave(text: str, views: list[int]) -> list[dict[str, Any]]:
     return parts
 
 
+def hf_parts(parts: Sequence[dict[str, Any]], pixels: PixelsFn) -> list[dict[str, Any]]:
+    """``{"type": "image", "view": i}`` parts as ``{"type": "image", "image": PIL.Image}``."""
+    from PIL import Image
+
+    return [
+        p
+        if p["type"] != "image"
+        else {"type": "image", "image": Image.fromarray(pixels(p["view"]))}
+        for p in parts
+    ]
+
+
 class Conversation:
     """Messages of one episode with images as view indices.
 
@@ -53,9 +78,13 @@ class Conversation:
         system: System prompt.
         question: First user message text (without image markers).
         num_images: Number of sample images shown before the question (views ``0..n-1``).
+        placeholder: The profile's image marker in observation texts.
     """
 
-    def __init__(self, system: str, question: str, num_images: int) -> None:
+    def __init__(
+        self, system: str, question: str, num_images: int, placeholder: str = PLACEHOLDER
+    ) -> None:
+        self.placeholder = placeholder
         first = [{"type": "image", "view": i} for i in range(num_images)]
         self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": [{"type": "text", "text": system}]},
@@ -71,12 +100,16 @@ class Conversation:
             )
         if turn.observation:
             self.messages.append(
-                {"role": turn.role, "content": _interleave(turn.observation, turn.new_views)}
+                {
+                    "role": turn.role,
+                    "content": reply_parts(turn.observation, turn.new_views, self.placeholder),
+                }
             )
 
     def copy(self) -> Conversation:
         """A copy that can grow independently (messages are never mutated once added)."""
         new = object.__new__(Conversation)
+        new.placeholder = self.placeholder
         new.messages = list(self.messages)
         new._urls = dict(self._urls)  # after a fork, the same view index may name different views
         return new
@@ -99,17 +132,10 @@ class Conversation:
             role = m["role"]
             if fmt == "text":
                 content: Any = "".join(
-                    p["text"] if p["type"] == "text" else PLACEHOLDER for p in m["content"]
+                    p["text"] if p["type"] == "text" else self.placeholder for p in m["content"]
                 )
             elif fmt == "hf":
-                from PIL import Image
-
-                content = [
-                    p
-                    if p["type"] == "text"
-                    else {"type": "image", "image": Image.fromarray(pixels(p["view"]))}
-                    for p in m["content"]
-                ]
+                content = hf_parts(m["content"], pixels)
             else:
                 role = "user" if role == "tool" else role
                 content = [

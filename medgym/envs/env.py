@@ -13,10 +13,11 @@ from gymnasium import spaces
 
 from medgym.core.sample import Sample
 from medgym.envs.config import SessionConfig
-from medgym.envs.profiles import get_profile
+from medgym.envs.profiles import DEFAULT_PROFILE, get_profile
 from medgym.envs.session import EpisodeSession
 from medgym.envs.spaces import CHARSET, make_observation_space, sanitize_text
 from medgym.errors import ConfigError, did_you_mean
+from medgym.tools import ZOOM_TOOLS
 
 __all__ = ["MedVQAEnv"]
 
@@ -61,6 +62,8 @@ class MedVQAEnv(gym.Env[Obs, str]):
         render_mode: ``None`` or ``"rgb_array"``.
         tool_server: ``http://host:port`` of a medgym tool server to run tools and render views
             on (same observations as in-process; token from ``MEDGYM_TOKEN``). ``None``: local.
+        **session_options: Any other :class:`SessionConfig` field (``tool_config``,
+            ``last_turn_hint``); an unknown name is a :class:`ConfigError` naming the near one.
 
     Example:
         >>> import gymnasium as gym, medgym
@@ -78,9 +81,9 @@ class MedVQAEnv(gym.Env[Obs, str]):
         split: str | None = "test",
         *,
         samples: Sequence[Sample] | None = None,
-        profile: str = "qwen2.5-vl",
+        profile: str = DEFAULT_PROFILE,
         max_pixels: int | None = None,
-        tools: Sequence[str] | None = ("zoom_in", "crop", "reground"),
+        tools: Sequence[str] | None = ZOOM_TOOLS,
         max_turns: int = 6,
         max_images: int = 8,
         max_calls_per_turn: int = 3,
@@ -90,6 +93,7 @@ class MedVQAEnv(gym.Env[Obs, str]):
         prompt: str = "default",
         render_mode: str | None = None,
         tool_server: str | None = None,
+        **session_options: Any,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
@@ -99,10 +103,13 @@ class MedVQAEnv(gym.Env[Obs, str]):
         self._by_id = {s.id: i for i, s in enumerate(self.samples)}
         overrides = {"max_pixels": max_pixels} if max_pixels is not None else {}
         self.profile = get_profile(profile, **overrides)
-        self.config = SessionConfig.from_kwargs(
-            tools=tuple(tools or ()), max_turns=max_turns, max_images=max_images,
-            max_calls_per_turn=max_calls_per_turn, precedence=precedence, penalties=penalties,
-            format_weight=format_weight, prompt=prompt,
+        self.config = SessionConfig.from_dict(
+            {
+                "tools": tuple(tools or ()), "max_turns": max_turns, "max_images": max_images,
+                "max_calls_per_turn": max_calls_per_turn, "precedence": precedence,
+                "penalties": penalties, "format_weight": format_weight, "prompt": prompt,
+                **session_options,
+            }
         )  # fmt: skip
         from medgym.tools import TOOLS
 
@@ -113,10 +120,13 @@ class MedVQAEnv(gym.Env[Obs, str]):
         self.session: EpisodeSession | None = None
         self.tool_server = tool_server
         self._client: Any = None
+        self._backend: Any = None
         if tool_server is not None:
             from medgym.serving.client import ToolServerClient
+            from medgym.serving.remote import ServerBackend
 
             self._client = ToolServerClient(tool_server, token=os.environ.get("MEDGYM_TOKEN"))
+            self._backend = ServerBackend(self._client, self.profile)
 
     # ------------------------------------------------------------------ API
     def _pick(self, options: dict[str, Any] | None) -> Sample:
@@ -156,16 +166,10 @@ class MedVQAEnv(gym.Env[Obs, str]):
         """Start an episode: ``options={"sample_id": ...}`` or ``{"index": i}`` picks the sample."""
         super().reset(seed=seed)
         sample = self._pick(options)
-        if self._client is not None:
-            from medgym.serving.remote import RemoteEpisodeSession
-
-            self.session = RemoteEpisodeSession(
-                sample, self._client, config=self.config, profile=self.profile
-            )
-        else:
-            self.session = EpisodeSession(
-                sample, config=self.config, profile=self.profile, tools=self.tools
-            )
+        self.session = EpisodeSession(
+            sample, config=self.config, profile=self.profile, tools=self.tools,
+            backend=self._backend,
+        )  # fmt: skip
         s = self.session
         first = list(range(len(s.views)))
         info = {

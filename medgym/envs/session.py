@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from medgym.core.answers import resolve_option
 from medgym.core.images import MedImage
 from medgym.core.sample import Sample
 from medgym.core.trajectory import ToolCallRecord, Trajectory, Turn
-from medgym.core.view import ViewSpec, full_view, render
+from medgym.core.view import ViewSpec, full_view
+from medgym.envs.backend import LOCAL, ToolBackend
 from medgym.envs.config import SessionConfig
 from medgym.envs.conversation import Conversation
-from medgym.envs.parsing import parse_turn
-from medgym.envs.profiles import ModelProfile, get_profile
+from medgym.envs.profiles import DEFAULT_PROFILE, ModelProfile, get_profile
 from medgym.envs.prompts import question_text, system_prompt
+from medgym.envs.scoring import score_episode, turns_clean
+from medgym.envs.turns import assess_turn
 from medgym.errors import ConfigError, ToolError
-from medgym.rewards.scoring import resolve_option, score_answer
 from medgym.tools.base import ImageInfo, ToolContext, ToolRegistry
 
 __all__ = ["EpisodeSession", "StepResult"]
@@ -68,7 +69,9 @@ class EpisodeSession:
         config: Budgets, penalties, tools and prompt.
         profile: Model profile (name or object): box convention, view sizes, prompt layout.
         tools: Registry to take ``config.tools`` from (default: all medgym tools).
-        images: Decoded sample images; loaded through the image cache when omitted.
+        images: Decoded sample images; loaded by the backend when omitted.
+        backend: Where images are decoded, tools run and views rendered (default: in process;
+            :class:`medgym.serving.remote.ServerBackend` for a tool server).
         trajectory_id: Id of the trajectory this session records.
 
     Example:
@@ -84,25 +87,25 @@ class EpisodeSession:
         sample: Sample,
         *,
         config: SessionConfig | None = None,
-        profile: str | ModelProfile = "qwen2.5-vl",
+        profile: str | ModelProfile = DEFAULT_PROFILE,
         tools: ToolRegistry | None = None,
         images: Sequence[MedImage] | None = None,
         trajectory_id: str | None = None,
         group_id: str | None = None,
         policy: str | None = None,
+        backend: ToolBackend | None = None,
     ) -> None:
         self.sample = sample
         self.config = config or SessionConfig()
         self.profile = get_profile(profile)
+        self.backend: ToolBackend = backend or LOCAL
         if tools is None:
             from medgym.tools import TOOLS
 
             tools = TOOLS
-        self.tools = tools.subset(self.config.tools)
+        self.tools = self.backend.bind(sample, tools.subset(self.config.tools))
         if images is None:
-            from medgym.data.cache import load_image
-
-            images = [load_image(ref) for ref in sample.images]
+            images = self.backend.load_images(sample)
         if len(images) != len(sample.images):
             raise ConfigError(
                 f"sample {sample.id} has {len(sample.images)} image(s) but {len(images)} were given"
@@ -120,7 +123,6 @@ class EpisodeSession:
         self.terminated = False
         self.truncated = False
         self.penalty_total = 0.0
-        self.format_ok = True
         self.reward_parts: dict[str, float] = {}
         self._pixels: dict[int, np.ndarray] = {}
         self.trajectory_id = trajectory_id or uuid.uuid4().hex[:12]
@@ -133,13 +135,21 @@ class EpisodeSession:
         )
         placeholders = "".join(self.profile.image_placeholder for _ in self.images)
         self.prompt = f"{placeholders}{question_text(sample)}"
-        self.convo = Conversation(self.system_prompt, question_text(sample), len(self.images))
+        self.convo = Conversation(
+            self.system_prompt, question_text(sample), len(self.images),
+            self.profile.image_placeholder,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ state
     @property
     def done(self) -> bool:
         """Whether the episode has ended."""
         return self.terminated or self.truncated
+
+    @property
+    def format_ok(self) -> bool:
+        """Whether no model turn so far had an error or a refused tool call."""
+        return turns_clean(self.turns)
 
     @property
     def turns_left(self) -> int:
@@ -155,8 +165,7 @@ class EpisodeSession:
         """Rendered pixels of a view (rendered once, then cached; do not modify)."""
         arr = self._pixels.get(view_index)
         if arr is None:
-            view = self.views[view_index]
-            arr = render(self.images[view.image_index], view)
+            arr = self.backend.render(self.sample, self.images, self.views[view_index])
             arr.setflags(write=False)
             self._pixels[view_index] = arr
         return arr
@@ -248,53 +257,29 @@ class EpisodeSession:
         """
         if self.done:
             raise ConfigError("the episode is over; start a new session (env.reset())")
-        cfg, pen = self.config, self.config.penalties
-        parsed = parse_turn(text, max_calls=cfg.max_calls_per_turn)
-        errors = list(parsed.errors)
-        penalty = pen.format_error * len(parsed.errors)
-        if parsed.unclosed:
-            errors.append(f"unclosed tag(s): {_tag_summary(parsed.unclosed)}")
-            penalty += pen.format_error
-        if any("too many tool calls" in e for e in parsed.errors):
+        pen = self.config.penalties
+        verdict = assess_turn(text, self.config)
+        errors = verdict.errors
+        penalty = verdict.penalty
+        if verdict.budget_error:
             self.metrics["budget_errors"] += 1
         records: list[ToolCallRecord] = []
-        answer = parsed.answer
-        run_calls = bool(parsed.calls) and (answer is None or cfg.precedence == "tools")
-        if run_calls:
-            for call in parsed.calls:
-                rec = self.call_tool(call.name, call.arguments)
-                records.append(rec)
-                penalty += rec.penalty
-            if answer is not None:
-                errors.append("answer ignored: answer after you have seen the tool results")
-                answer = None
-        elif answer is None and not parsed.errors:
-            errors.append(
-                "no tool call or answer found; call a tool inside <tool_call></tool_call> or "
-                "answer inside <answer></answer>"
-                if self.tools
-                else "no answer found; answer inside <answer></answer>"
-            )
-            penalty += pen.format_error
-        elif answer is not None and not answer:
-            errors.append("the answer is empty; write it inside <answer></answer>")
-            penalty += pen.format_error
-            answer = None
-        n_err_calls = sum(not r.ok for r in records)
+        for call in verdict.calls:
+            rec = self.call_tool(call.name, call.arguments)
+            records.append(rec)
+            penalty += rec.penalty
         self.metrics["format_errors"] += len(errors)
-        self.format_ok = self.format_ok and not errors and n_err_calls == 0
         self.metrics["turns"] += 1
-        self.penalty_total += penalty
         turn_index = len(self.turns)
         new_views = [r.view_index for r in records if r.view_index is not None]
-        reward = -penalty
-        if answer is not None:
-            self.answer = resolve_option(answer, self.sample.options)
+        if verdict.answer is not None:
+            self.answer = resolve_option(verdict.answer, self.sample.options)
             self.terminated = True
         elif self.turns_left <= 0:
             self.truncated = True
-            self.penalty_total += pen.no_answer
-            reward -= pen.no_answer
+            penalty += pen.no_answer
+        self.penalty_total += penalty
+        reward = -penalty
         observation = ""
         if not self.done:
             observation = self._observation(records, errors)
@@ -342,18 +327,10 @@ class EpisodeSession:
         self.convo.add_turn(turn)
 
     def _finish(self) -> float:
-        s = self.sample
-        accuracy = score_answer(self.answer, s.answer, answer_type=s.answer_type, options=s.options)
-        fmt = float(self.terminated and self.format_ok)
-        total = accuracy + self.config.format_weight * fmt - self.penalty_total
-        self.reward_parts = {
-            "accuracy": accuracy,
-            "format": fmt,
-            "penalty": self.penalty_total,
-            "labelled": float(s.labelled),
-            "total": total,
-        }
-        return accuracy + self.config.format_weight * fmt
+        """Score the finished episode; returns its reward less the penalties already paid."""
+        score = score_episode(self.trajectory(), self.sample, self.config)
+        self.reward_parts = score.parts()
+        return score.earned
 
     # ------------------------------------------------------------------ views of the state
     def conversation(self, fmt: str = "spec") -> list[dict[str, Any]]:
@@ -395,9 +372,3 @@ class EpisodeSession:
             reward_parts=dict(self.reward_parts),
             metrics=dict(self.metrics),
         )
-
-
-def _tag_summary(tags: Sequence[str]) -> str:
-    """``tool_call x3, answer``: each tag once with its count, in first-seen order (bounded)."""
-    counts = dict(Counter(tags))
-    return ", ".join(f"{t} x{n}" if n > 1 else t for t, n in counts.items())

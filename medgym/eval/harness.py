@@ -19,7 +19,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,24 +119,15 @@ class EvalConfig:
         object.__setattr__(self, "ablations", parse_ablations(self.ablations))
         if self.profile is not None:
             get_profile(self.profile)  # an unknown name fails here, naming the near one
-        if self.session_options:
-            known = {f.name for f in fields(SessionConfig)}
-            for key in self.session_options:
-                if key not in known:
-                    raise ConfigError(
-                        f"unknown session option `{key}`{did_you_mean(key, known)}; known: "
-                        f"{', '.join(sorted(known))}"
-                    )
+        self.session_config()  # an unknown or bad session option fails here, named
 
     def session_config(self, condition: str = "main") -> SessionConfig:
         """The session settings of a condition (``no-tools`` uses ``MedVQA-Direct-v0``)."""
-        from medgym.envs import ENV_IDS
+        from medgym.envs import env_session_config
 
-        env = "MedVQA-Direct-v0" if condition == "no-tools" else self.env
-        kwargs = {**dict(ENV_IDS[env]), **self.session_options}
         if condition == "no-tools":
-            kwargs["tools"] = []
-        return SessionConfig.from_kwargs(**kwargs)
+            return env_session_config("MedVQA-Direct-v0", **{**self.session_options, "tools": []})
+        return env_session_config(self.env, **self.session_options)
 
 
 @dataclass
@@ -291,8 +282,9 @@ def evaluate_groups(
     pseudo: Literal["majority", "fpl"] = "majority",
     resamples: int = 1000,
     seed: int = 0,
+    config: SessionConfig | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Metrics of one condition and its per-episode records."""
+    """Metrics of one condition and its per-episode records (scored under ``config``)."""
     episodes: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     for g in groups:
@@ -301,7 +293,7 @@ def evaluate_groups(
         if judge is not None and s.answer is not None:
             scores = list(judge(s.question, g.answers, s.answer, s.options))
         episodes.extend(
-            episode_record(t, g, j) for t, j in zip(g.trajectories, scores, strict=True)
+            episode_record(t, g, j, config) for t, j in zip(g.trajectories, scores, strict=True)
         )
         samples.append(sample_record(g, pseudo=pseudo))
     metrics = {
@@ -376,7 +368,7 @@ def run_eval(
         groups, evr_counts = _run_condition(config, condition, samples, policy, out, profile)
         metrics, episodes = evaluate_groups(
             groups, judge=judge, pseudo=config.pseudo, resamples=config.resamples,
-            seed=config.seed,
+            seed=config.seed, config=config.session_config(condition),
         )  # fmt: skip
         metrics["evr_counters"] = evr_counts  # this invocation's episodes only (not resumed)
         conditions[condition] = metrics

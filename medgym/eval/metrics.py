@@ -13,11 +13,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from medgym.core.answers import score_answer, token_f1, token_recall
 from medgym.core.bbox import iou
 from medgym.core.trajectory import Group, Trajectory
+from medgym.envs.config import SessionConfig
+from medgym.envs.scoring import score_episode
 from medgym.eval.bootstrap import Estimate, bootstrap_ratio
 from medgym.rewards.pseudo import group_answers, majority_label
-from medgym.rewards.scoring import score_answer, token_f1, token_recall
 
 __all__ = [
     "GROUP_FIELDS",
@@ -75,10 +77,20 @@ def _mean_entropy(traj: Trajectory) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def episode_record(traj: Trajectory, group: Group, judge: float | None = None) -> dict[str, Any]:
-    """Everything the metrics need about one episode (JSON-friendly)."""
+def episode_record(
+    traj: Trajectory,
+    group: Group,
+    judge: float | None = None,
+    config: SessionConfig | None = None,
+) -> dict[str, Any]:
+    """Everything the metrics need about one episode (JSON-friendly).
+
+    ``score``, ``format``, ``penalty`` and ``reward`` are the episode score every adapter gives
+    (:func:`~medgym.envs.scoring.score_episode` under ``config``, the condition's session config).
+    """
     s = group.sample
-    score = score_answer(traj.answer, s.answer, answer_type=s.answer_type, options=s.options)
+    episode = score_episode(traj, s, config or SessionConfig())
+    score = episode.accuracy
     open_ = s.answer_type == "open" and s.answer is not None
     return {
         "trajectory_id": traj.id,
@@ -91,6 +103,9 @@ def episode_record(traj: Trajectory, group: Group, judge: float | None = None) -
         "question_type": s.question_type or "unknown",
         "score": score,
         "correct": float(score >= 1.0 - 1e-9),
+        "format": episode.format,
+        "penalty": episode.penalty,
+        "reward": episode.total,
         "recall": token_recall(traj.answer, s.answer) if open_ and s.answer else None,
         "f1": token_f1(traj.answer, s.answer) if open_ and s.answer else None,
         "judge": judge,

@@ -231,16 +231,15 @@ def train_variant(
     options = dict(TINY_SESSION)
     if not variant.tools:
         options["tools"] = []
-    session = SessionConfig.from_kwargs(**options)
+    session = SessionConfig.from_dict(options).with_penalty_weight(config.grpo.penalty_weight)
     reward = SessionGroupReward(
         num_generations=config.grpo.num_generations,
         reward=variant.reward,
         reward_options={"embedder": config.embedder, **variant.options},
-        penalty_weight=config.grpo.penalty_weight,
     )
     train = splits["rl_labelled"] if variant.labels else splits["rl"]
     hidden = {s.id: s for s in splits["rl_labelled"]}
-    probe_session = SessionConfig.from_kwargs(**dict(TINY_SESSION))
+    probe_session = SessionConfig.from_dict(TINY_SESSION)
     curve: list[dict[str, Any]] = []
 
     def on_step(step: int, record: dict[str, Any], trainer: LockstepGRPO) -> None:

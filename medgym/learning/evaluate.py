@@ -72,7 +72,7 @@ def probe_accuracy(policy: Any, samples: Sequence[Sample], session: Any, profile
 
 def pseudo_label_accuracy(record: dict[str, Any], hidden: dict[str, Sample]) -> float | None:
     """Share of groups whose pseudo label matches the hidden label (logged, never used)."""
-    from medgym.rewards.scoring import score_answer
+    from medgym.core.answers import score_answer
 
     pairs = [
         (p, hidden[sid])

@@ -52,7 +52,8 @@ class GRPOConfig:
         minibatch: Episodes per forward/backward pass (gradients accumulate over the step).
         max_grad_norm: Gradient clipping norm.
         scale_rewards: Divide advantages by the group's reward std (GRPO); ``False``: Dr. GRPO.
-        penalty_weight: Weight of the session penalties subtracted from the group reward.
+        penalty_weight: Scale of the session penalties (applied to ``SessionConfig.penalties``
+            by whoever builds the session config, as ``medgym learning`` does).
         seed: Seed of the sample order and of sampling.
     """
 

@@ -9,6 +9,7 @@ Group rewards score the n rollouts of one sample together and are looked up by n
 
 from __future__ import annotations
 
+from medgym.core.normalize import DEFAULT_SYNONYMS, SynonymTable
 from medgym.rewards.adapters import score_batch, score_uid_group, trl_reward_fn
 from medgym.rewards.cca import CCAReward
 from medgym.rewards.embedders import (
@@ -31,7 +32,6 @@ from medgym.rewards.group import (
 from medgym.rewards.hsr import HSRReward, hsr_scores
 from medgym.rewards.judge import JudgeReward, LLMJudge
 from medgym.rewards.majority import MajorityVoteReward
-from medgym.rewards.normalize import DEFAULT_SYNONYMS, SynonymTable
 from medgym.rewards.persample import AccuracyReward, FormatReward, ModalityReward, ToolUseReward
 from medgym.rewards.presets import AnswerToolReward, MediXR1Reward
 from medgym.rewards.pseudo import PseudoLabel, group_answers, majority_label

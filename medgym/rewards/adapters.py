@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from medgym.core.images import ImageRef
+from medgym.core.parsing import parse_turn
 from medgym.core.sample import Sample
 from medgym.core.trajectory import Group, Trajectory, Turn
-from medgym.envs.parsing import parse_turn
 from medgym.errors import ConfigError
 from medgym.rewards.group import GroupReward, GroupRewardResult, make_group_reward
 

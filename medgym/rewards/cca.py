@@ -25,13 +25,13 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from medgym.core.answers import closed_match, resolve_option
 from medgym.core.trajectory import Group, Trajectory
 from medgym.errors import ConfigError
 from medgym.rewards.embedders import Embedder
 from medgym.rewards.group import GroupRewardResult, register_group_reward
 from medgym.rewards.hsr import HSRConfig, hsr_scores
 from medgym.rewards.pseudo import group_answers, majority_label
-from medgym.rewards.scoring import closed_match, resolve_option
 
 __all__ = ["CCAReward", "consensus_boxes", "footprints", "image_sizes"]
 

@@ -13,14 +13,14 @@ from typing import Literal
 
 import numpy as np
 
+from medgym.core.answers import resolve_option, token_f1
+from medgym.core.normalize import normalize_answer
 from medgym.core.trajectory import Group
 from medgym.errors import ConfigError
 from medgym.rewards.embedders import Embedder, cosine_matrix
 from medgym.rewards.fpl import fpl_label, resolve_embedder
 from medgym.rewards.group import GroupRewardResult, register_group_reward
-from medgym.rewards.normalize import normalize_answer
 from medgym.rewards.pseudo import GroupAnswers, group_answers, majority_label
-from medgym.rewards.scoring import resolve_option, token_f1
 
 __all__ = ["HSRConfig", "HSRReward", "hsr_scores"]
 

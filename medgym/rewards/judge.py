@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from medgym.core.answers import clean_answer, closed_match, resolve_option
 from medgym.core.trajectory import Group
 from medgym.errors import ConfigError, DependencyNotInstalled, MedGymError
 from medgym.rewards.group import GroupRewardResult, register_group_reward
 from medgym.rewards.pseudo import group_answers, majority_label
-from medgym.rewards.scoring import clean_answer, closed_match, resolve_option
 
 __all__ = ["JUDGE_SYSTEM_PROMPT", "JudgeError", "JudgeReward", "LLMJudge"]
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from medgym.core.normalize import normalize_answer
 from medgym.core.trajectory import Group
 from medgym.errors import ConfigError
 from medgym.rewards.cca import CCAReward
@@ -26,7 +27,6 @@ from medgym.rewards.group import GroupRewardResult, register_group_reward
 from medgym.rewards.hsr import HSRReward
 from medgym.rewards.judge import LLMJudge
 from medgym.rewards.majority import MajorityVoteReward
-from medgym.rewards.normalize import normalize_answer
 from medgym.rewards.persample import (
     AccuracyReward,
     final_text,

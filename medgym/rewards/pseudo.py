@@ -6,9 +6,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from medgym.core.answers import MAX_ANSWER_CHARS, clean_answer, resolve_option
+from medgym.core.normalize import normalize_answer
 from medgym.core.trajectory import Group
-from medgym.rewards.normalize import normalize_answer
-from medgym.rewards.scoring import MAX_ANSWER_CHARS, clean_answer, resolve_option
 
 __all__ = ["GroupAnswers", "PseudoLabel", "group_answers", "majority_label"]
 

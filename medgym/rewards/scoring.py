@@ -1,17 +1,23 @@
-"""Per-sample supervised scores: closed accuracy, open token recall and F1, format, modality.
+"""Reward-side text scores: the think/answer format and the MediX-R1 modality tag.
 
-Every score takes the raw answer (``str``, ``None`` or anything a caller passed by mistake) and
-returns a finite float in ``[0, 1]``: empty answers, non-strings and answers longer than
-:data:`MAX_ANSWER_CHARS` score 0 (a cap against judge and overlap gaming, as DeepEyes does).
+The per-answer scores (exact match, token overlap, option letters) live in
+:mod:`medgym.core.answers`, shared with the episode engine; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Sequence
 
-from medgym.rewards.normalize import DEFAULT_SYNONYMS, SynonymTable, normalize_answer, tokens
+from medgym.core.answers import (
+    MAX_ANSWER_CHARS,
+    clean_answer,
+    closed_match,
+    resolve_option,
+    score_answer,
+    token_f1,
+    token_recall,
+)
+from medgym.core.normalize import normalize_answer
 
 __all__ = [
     "MAX_ANSWER_CHARS",
@@ -26,100 +32,12 @@ __all__ = [
     "token_recall",
 ]
 
-MAX_ANSWER_CHARS = 1000
-"""Answers longer than this (in characters, after stripping) score 0 everywhere."""
-
-_OPTION = re.compile(r"^\(?([a-zA-Z])[\).:]?(?:\s+|$)(.*)$", re.DOTALL)
 _THINK_ANSWER = re.compile(
     r"^\s*(?:<(?P<mtag>modality)>.*?</(?P=mtag)>\s*)?"
     r"<(?P<t>think|thinking)>.+?</(?P=t)>\s*<answer>(?P<a>.+?)</answer>\s*$",
     re.DOTALL,
 )
 _MODALITY_TAG = re.compile(r"<modality>(.*?)</modality>", re.DOTALL | re.IGNORECASE)
-
-
-def clean_answer(answer: object, *, max_chars: int = MAX_ANSWER_CHARS) -> str:
-    """The answer as a stripped string, or ``""`` when it is missing, not text, or too long.
-
-    Example:
-        >>> clean_answer("  oval "), clean_answer(None), clean_answer(3), clean_answer("x" * 5000)
-        ('oval', '', '', '')
-    """
-    if not isinstance(answer, str):
-        return ""
-    a = answer.strip()
-    return a if len(a) <= max_chars else ""
-
-
-def resolve_option(answer: str, options: Sequence[str]) -> str:
-    """Map an option letter (``B``, ``(b)``, ``B: text``) to that option's text, else pass through.
-
-    Only applies when ``options`` are given and the letter is in range.
-    """
-    if not options or not isinstance(answer, str):
-        return answer
-    a = answer.strip()
-    m = _OPTION.match(a)
-    if m:
-        idx = ord(m.group(1).upper()) - ord("A")
-        rest = m.group(2).strip()
-        if 0 <= idx < len(options) and (
-            not rest or normalize_answer(rest) == normalize_answer(options[idx])
-        ):
-            return options[idx]
-    return answer
-
-
-def closed_match(
-    prediction: str | None,
-    reference: str,
-    options: Sequence[str] = (),
-    *,
-    synonyms: SynonymTable | None = DEFAULT_SYNONYMS,
-) -> float:
-    """1.0 when the prediction equals the reference after normalisation (option letters allowed)."""
-    pred_text = clean_answer(prediction)
-    if not pred_text:
-        return 0.0
-    pred = normalize_answer(resolve_option(pred_text, options), synonyms=synonyms)
-    ref = normalize_answer(resolve_option(reference, options), synonyms=synonyms)
-    return float(bool(ref) and pred == ref)
-
-
-def token_recall(
-    prediction: str | None, reference: str, *, synonyms: SynonymTable | None = DEFAULT_SYNONYMS
-) -> float:
-    """Share of the reference's normalised tokens found in the prediction (VQA-RAD/SLAKE recall)."""
-    pred_text = clean_answer(prediction)
-    if not pred_text:
-        return 0.0
-    ref = tokens(reference, synonyms=synonyms)
-    if not ref:
-        return 0.0
-    pred = set(tokens(pred_text, synonyms=synonyms))
-    return sum(tok in pred for tok in ref) / len(ref)
-
-
-def token_f1(
-    prediction: str | None, reference: str, *, synonyms: SynonymTable | None = DEFAULT_SYNONYMS
-) -> float:
-    """Harmonic mean of token precision and recall over normalised tokens (multiset overlap).
-
-    Example:
-        >>> round(token_f1("nodule in left upper lobe", "left upper lobe"), 3)
-        0.75
-    """
-    pred_text = clean_answer(prediction)
-    if not pred_text:
-        return 0.0
-    ref = Counter(tokens(reference, synonyms=synonyms))
-    pred = Counter(tokens(pred_text, synonyms=synonyms))
-    common = sum((ref & pred).values())
-    if not common:
-        return 0.0
-    precision = common / sum(pred.values())
-    recall = common / sum(ref.values())
-    return 2 * precision * recall / (precision + recall)
 
 
 def format_score(text: str | None, *, require_modality: bool = False) -> float:
@@ -151,22 +69,3 @@ def modality_score(text: str | None, modality: str | None) -> float:
         return 0.0
     said = normalize_answer(m.group(1))
     return float(bool(said) and said == normalize_answer(modality))
-
-
-def score_answer(
-    prediction: str | None,
-    reference: str | None,
-    *,
-    answer_type: str = "open",
-    options: Sequence[str] = (),
-) -> float:
-    """The supervised score of one answer: closed -> exact match; open -> token recall.
-
-    Returns 0.0 when there is no reference (label-free data is scored by group rewards).
-    """
-    if reference is None:
-        return 0.0
-    if answer_type == "closed":
-        return closed_match(prediction, reference, options)
-    exact = closed_match(prediction, reference, options)
-    return exact if exact else token_recall(prediction, reference)

@@ -1,30 +1,29 @@
-"""Run an episode with tools and pixels on a tool server: what ``tool_server=`` does in the env.
+"""A session backend on a tool server: what ``tool_server=`` does in the env, and verl's remote.
 
-The session (parsing, budgets, penalties) stays local and unchanged; only two things move to the
-server: tool execution (a :class:`~medgym.tools.base.ToolRegistry` whose tools call
-``/v1/tools/call``) and rendering (:meth:`RemoteEpisodeSession.pixels` calls ``/v1/render``).
-Images are never decoded locally: the session gets shape-only stand-ins built from the server's
-description (zero-stride arrays, no memory), so observations match the in-process path exactly.
+The session (parsing, budgets, penalties) stays local and unchanged; only the work moves to the
+server: tool execution (``/v1/tools/call``, with the session's profile, ``max_pixels``,
+``tool_config`` and the registry's aliases) and rendering (``/v1/render``). Images are never
+decoded locally: the session gets shape-only stand-ins built from the server's description
+(zero-stride arrays, no memory), so observations match the in-process path exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from medgym.core.images import ImageRef, MedImage
 from medgym.core.sample import Sample
-from medgym.envs.config import SessionConfig
+from medgym.core.view import ViewSpec
 from medgym.envs.profiles import ModelProfile
-from medgym.envs.session import EpisodeSession
 from medgym.serving.client import ToolServerClient
 from medgym.serving.schemas import ImageDescription
-from medgym.tools import ALIASES, TOOLS
 from medgym.tools.base import Tool, ToolConfig, ToolContext, ToolRegistry, ToolResult
 
-__all__ = ["RemoteEpisodeSession", "remote_registry", "shape_only_image", "tool_config_dict"]
+__all__ = ["ServerBackend", "remote_registry", "shape_only_image", "tool_config_dict"]
 
 
 def shape_only_image(desc: ImageDescription) -> MedImage:
@@ -43,18 +42,27 @@ def tool_config_dict(config: ToolConfig) -> dict[str, int | float]:
 
 
 def remote_registry(
-    client: ToolServerClient, images: tuple[ImageRef, ...], profile: ModelProfile
+    client: ToolServerClient,
+    images: tuple[ImageRef, ...],
+    profile: ModelProfile,
+    tools: ToolRegistry | None = None,
 ) -> ToolRegistry:
-    """The local registry's tools, each executed on the server for ``images``.
+    """``tools`` (default: every medgym tool), each executed on the server for ``images``.
 
-    Arguments are validated locally first (same messages), then sent; a server-side
-    :class:`~medgym.errors.ToolError` comes back as the same ToolError.
+    Arguments are validated locally first (same messages), then sent as the model set them; a
+    server-side :class:`~medgym.errors.ToolError` comes back as the same ToolError. Aliases
+    (``image_zoom_in_tool``) resolve locally, so the server always sees the tool's own name.
     """
+    if tools is None:
+        from medgym.tools import TOOLS
 
-    def remote(name: str) -> Any:
+        tools = TOOLS
+
+    def make(tool: Tool[Any]) -> Tool[Any]:
         def fn(ctx: ToolContext, params: Any) -> ToolResult:
             r = client.call_tool(
-                images, ctx.views, name, params.model_dump(mode="json", exclude_unset=True),
+                images, ctx.views, tool.name,
+                params.model_dump(mode="json", exclude_unset=True),
                 profile=profile.name, max_pixels=profile.max_pixels,
                 tool_config=tool_config_dict(ctx.config),
             )  # fmt: skip
@@ -62,45 +70,37 @@ def remote_registry(
                 text=r.text, view=r.view, ok=r.ok, penalty=r.penalty, notes=tuple(r.notes)
             )
 
-        return fn
+        return dataclasses.replace(tool, fn=fn)
 
-    tools = [Tool(t.name, t.description, t.params, remote(t.name)) for t in TOOLS.values()]
-    return ToolRegistry(tools, ALIASES)
+    return tools.map(make)
 
 
-class RemoteEpisodeSession(EpisodeSession):
-    """An :class:`EpisodeSession` whose tools and pixels come from a tool server.
+class ServerBackend:
+    """A :class:`~medgym.envs.backend.ToolBackend` on a medgym tool server.
 
     Args:
-        sample: The VQA item; its image references must be ones the server can read.
-        client: The server's client.
-        config: Session config.
-        profile: Model profile.
-        **kwargs: Passed to :class:`EpisodeSession`.
+        client: The server's client (one pooled client per server and process is plenty).
+        profile: The session's model profile (sent with every call: view sizes, box units).
+
+    Example:
+        ``EpisodeSession(sample, profile=p, backend=ServerBackend(client, p))``
     """
 
-    def __init__(
-        self, sample: Sample, client: ToolServerClient, *, config: SessionConfig,
-        profile: ModelProfile, **kwargs: Any,
-    ) -> None:  # fmt: skip
-        images = [shape_only_image(client.register(ref)) for ref in sample.images]
-        super().__init__(
-            sample, config=config, profile=profile, images=images,
-            tools=remote_registry(client, sample.images, profile), **kwargs,
-        )  # fmt: skip
+    def __init__(self, client: ToolServerClient, profile: ModelProfile) -> None:
         self.client = client
+        self.profile = profile
 
-    def pixels(self, view_index: int) -> np.ndarray:
-        """Pixels of a view, rendered by the server (once, then cached; do not modify)."""
-        arr = self._pixels.get(view_index)
-        if arr is None:
-            arr = self.client.render(self.sample.images, self.views[view_index], encoding="raw")
-            arr.setflags(write=False)
-            self._pixels[view_index] = arr
-        return arr
+    def load_images(self, sample: Sample) -> list[MedImage]:
+        """Shape-only stand-ins from the server's description of each image (registered there)."""
+        return [shape_only_image(self.client.register(ref)) for ref in sample.images]
 
-    def fork(self, trajectory_id: str | None = None) -> RemoteEpisodeSession:
-        """An independent copy that keeps using the server."""
-        new = super().fork(trajectory_id)
-        new.__class__ = RemoteEpisodeSession
-        return new  # type: ignore[return-value]
+    def bind(self, sample: Sample, tools: ToolRegistry) -> ToolRegistry:
+        """``tools`` run on the server for this sample's images."""
+        return remote_registry(self.client, sample.images, self.profile, tools)
+
+    def render(self, sample: Sample, images: Sequence[MedImage], view: ViewSpec) -> np.ndarray:
+        """The view's pixels, rendered by the server."""
+        return self.client.render(sample.images, view, encoding="raw")
+
+    def __repr__(self) -> str:
+        return f"ServerBackend({self.client!r})"

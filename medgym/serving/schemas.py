@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from medgym.core.images import ImageRef, Window
 from medgym.core.sample import Sample
 from medgym.core.view import ViewSpec
+from medgym.envs.profiles import DEFAULT_PROFILE
 
 __all__ = [
     "EncodedImage",
@@ -85,7 +86,7 @@ class EncodedImage(BaseModel):
 class _ProfileFields(BaseModel):
     model_config = _STRICT
 
-    profile: str = Field(default="qwen2.5-vl", max_length=64, description="Model profile name.")
+    profile: str = Field(default=DEFAULT_PROFILE, max_length=64, description="Model profile name.")
     max_pixels: int | None = Field(
         default=None, ge=784, le=16_777_216, description="Pixel budget per view (profile override)."
     )

@@ -296,7 +296,7 @@ class ToolService:
         sample = self._sample(req)
         images = [self.load(r) for r in sample.images]
         try:
-            config = SessionConfig.from_kwargs(**req.config)
+            config = SessionConfig.from_dict(req.config)
         except TypeError as e:
             raise ConfigError(f"unknown session config field: {e}") from e
         session = EpisodeSession(

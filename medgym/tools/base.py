@@ -293,6 +293,10 @@ class ToolRegistry(Mapping[str, Tool[Any]]):
         kept = {t.name for t in keep}
         return ToolRegistry(keep, {a: t for a, t in self._aliases.items() if t in kept})
 
+    def map(self, make: Callable[[Tool[Any]], Tool[Any]]) -> ToolRegistry:
+        """A registry of ``make(tool)`` for every tool, with the same aliases (remote backends)."""
+        return ToolRegistry([make(t) for t in self._tools.values()], dict(self._aliases))
+
     def schemas(self) -> list[dict[str, Any]]:
         """OpenAI schemas of every tool, in registration order."""
         return [t.to_openai_schema() for t in self._tools.values()]

@@ -55,7 +55,7 @@ def trained(format_warm_dir):
     )
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
     trainer = LockstepGRPO(
-        policy, samples, session_config=SessionConfig.from_kwargs(**TINY_SESSION),
+        policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
         profile=policy.profile, reward=reward,
         config=GRPOConfig(steps=3, prompts_per_step=2, num_generations=4, lr=1e-3),
     )  # fmt: skip

@@ -26,8 +26,8 @@ from medgym.agents.evr.config import EVRConfig
 from medgym.agents.evr.signal import RolloutSignal, Threshold, turn_signal
 from medgym.agents.evr.stats import EVRStats
 from medgym.agents.policy import Generation, Policy
-from medgym.envs.parsing import parse_turn
-from medgym.rewards.scoring import resolve_option
+from medgym.core.answers import resolve_option
+from medgym.core.parsing import parse_turn
 
 if TYPE_CHECKING:
     from medgym.core.sample import Sample

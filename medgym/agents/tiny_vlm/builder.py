@@ -47,7 +47,7 @@ TINY_TASK: dict[str, Any] = {
 }
 
 #: Session budgets of the tiny agent's episodes, the same in the warm start, RL and evaluation
-#: (``SessionConfig.from_kwargs(**TINY_SESSION)``): one look, then the answer (the reply to the
+#: (``SessionConfig.from_dict(TINY_SESSION)``): one look, then the answer (the reply to the
 #: look says it is the last turn). At most one tool call per episode.
 TINY_SESSION: dict[str, Any] = {
     "tools": ["zoom_in", "crop", "reground"],

@@ -13,7 +13,7 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from medgym.envs.profiles import ModelProfile
+from medgym.envs.profiles import DEFAULT_PROFILE, ModelProfile
 
 __all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "TEXT_TOKENS", "build_tokenizer", "corpus"]
 
@@ -50,7 +50,7 @@ CHAT_TEMPLATE = (
 def corpus(
     num_samples: int = 32,
     seed: int = 0,
-    profile: str | ModelProfile = "qwen2.5-vl",
+    profile: str | ModelProfile = DEFAULT_PROFILE,
     **data_kwargs: Any,
 ) -> list[str]:
     """Text of teacher, oracle and random-zoom episodes on the ``synthetic`` training split.

@@ -157,8 +157,8 @@ def sft_examples(
             "synthetic", split=split, num_samples=num_samples, seed=seed, **TINY_TASK
         )
         for cfg in (
-            SessionConfig.from_kwargs(**TINY_SESSION),
-            SessionConfig.from_kwargs(**{**TINY_SESSION, "tools": []}),
+            SessionConfig.from_dict(TINY_SESSION),
+            SessionConfig.from_dict({**TINY_SESSION, "tools": []}),
         )
     ]
     out = []

@@ -14,10 +14,10 @@ independently. Use the verl integration or :mod:`medgym.agents` for EVR.
 from __future__ import annotations
 
 from medgym.integrations.trl.environment import (
-    SUPPORTED_TOOLS,
     MedGymToolEnv,
     finish_episode,
     make_environment_factory,
+    tool_env_class,
 )
 from medgym.integrations.trl.metrics import MetricsSink, tensorboard_available
 from medgym.integrations.trl.rewards import SessionGroupReward, check_whole_groups
@@ -36,7 +36,6 @@ from medgym.integrations.trl.train import (
 
 __all__ = [
     "HERMES_RESPONSE_SCHEMA",
-    "SUPPORTED_TOOLS",
     "TOOL_CHAT_TEMPLATE",
     "MedGymArguments",
     "MedGymToolEnv",
@@ -51,4 +50,5 @@ __all__ = [
     "make_environment_factory",
     "prepare_processor",
     "tensorboard_available",
+    "tool_env_class",
 ]

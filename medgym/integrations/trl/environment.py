@@ -1,11 +1,17 @@
 """TRL ``environment_factory`` over :class:`~medgym.envs.session.EpisodeSession`.
 
 TRL creates environment instances once, calls ``reset(**row)`` before each rollout and exposes
-every public method as a tool. Each tool call the model makes becomes one session turn (the call
-written back as a ``<tool_call>`` block and run through :meth:`EpisodeSession.apply_turn`), so
-parsing, crops, budgets and penalties are the gym env's. The tool reply carries the new view as
-an image part, which TRL puts into the next turn. The final assistant text is applied by
-:func:`finish_episode` when the rewards are computed.
+every public method of the environment's class as a tool, with the schema transformers derives
+from the method's signature and docstring. The methods are generated from the tool registry
+(:func:`tool_env_class`): the same names, descriptions, parameters and defaults the gym env's
+system prompt and verl's tool YAML show, for any of the six tools.
+
+Each tool call the model makes becomes one session turn (the call written back as a
+``<tool_call>`` block and run through :meth:`EpisodeSession.apply_turn`), so parsing, crops,
+budgets and penalties are the gym env's. The tool reply carries the new view as an image part
+(:func:`~medgym.envs.conversation.reply_parts`, the gym conversation's splitter), which TRL puts
+into the next turn. The final assistant text is applied by :func:`finish_episode` when the
+rewards are computed.
 
 Divergence from the gym env, by construction of TRL's loop: several calls in one assistant
 message are run as consecutive turns (one turn each), and an assistant message with neither an
@@ -14,28 +20,37 @@ answer nor a tool call ends the rollout (the gym env would let the model try aga
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from medgym.core.images import MedImage
 from medgym.core.sample import Sample
 from medgym.envs.config import SessionConfig
-from medgym.envs.profiles import ModelProfile, get_profile
+from medgym.envs.conversation import hf_parts, reply_parts
+from medgym.envs.profiles import DEFAULT_PROFILE, ModelProfile, get_profile
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
+from medgym.tools import TOOLS, Tool, ToolRegistry
 
-__all__ = ["SUPPORTED_TOOLS", "MedGymToolEnv", "finish_episode", "make_environment_factory"]
+__all__ = [
+    "MedGymToolEnv",
+    "finish_episode",
+    "make_environment_factory",
+    "tool_env_class",
+    "tool_method",
+    "tool_reply_parts",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Tools the TRL environment exposes as methods (TRL derives tool schemas from methods).
-SUPPORTED_TOOLS = ("zoom_in", "crop", "reground")
+_JSON_TYPES: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool}
 
 
 class MedGymToolEnv:
-    """One rollout's episode, seen by TRL as an environment with image tools.
+    """One rollout's episode, seen by TRL as an environment; :func:`tool_env_class` adds tools.
 
     Args:
         samples: Samples by id (the dataset rows carry ``sample_id``).
@@ -78,41 +93,6 @@ class MedGymToolEnv:
         self._images.setdefault(sid, self.session.images)
         return None
 
-    # ------------------------------------------------------------------ tools (public = exposed)
-    def zoom_in(self, bbox_2d: list[float], image_index: int = 0, label: str = "") -> list[dict]:
-        """Zoom in on a region of an image shown so far, enlarged to fill the view.
-
-        Args:
-            bbox_2d: Region as [x1, y1, x2, y2] in pixels of the chosen image as you see it.
-            image_index: Which image shown so far to look into: 0 is the original image.
-            label: Optional name of what you are looking for.
-        """
-        args: dict[str, Any] = {"bbox_2d": bbox_2d, "image_index": image_index}
-        if label:
-            args["label"] = label
-        return self._call("zoom_in", args)
-
-    def crop(self, bbox_2d: list[float], image_index: int = 0) -> list[dict]:
-        """Crop a region of an image shown so far at its native resolution, without enlarging it.
-
-        Args:
-            bbox_2d: Region as [x1, y1, x2, y2] in pixels of the chosen image as you see it.
-            image_index: Which image shown so far to look into: 0 is the original image.
-        """
-        return self._call("crop", {"bbox_2d": bbox_2d, "image_index": image_index})
-
-    def reground(self, image_index: int = 0, bbox_2d: list[float] | None = None) -> list[dict]:
-        """Return to an image shown earlier (0 is the original), whole or a region of it.
-
-        Args:
-            image_index: Which image shown so far to return to: 0 is the original image.
-            bbox_2d: Optional region of that image as [x1, y1, x2, y2] in its pixels.
-        """
-        args: dict[str, Any] = {"image_index": image_index}
-        if bbox_2d is not None:
-            args["bbox_2d"] = bbox_2d
-        return self._call("reground", args)
-
     # ------------------------------------------------------------------ internals
     def _call(self, name: str, arguments: dict[str, Any]) -> list[dict]:
         session = self._require_session()
@@ -132,16 +112,75 @@ class MedGymToolEnv:
 
 def tool_reply_parts(session: EpisodeSession, text: str, views: Sequence[int]) -> list[dict]:
     """The environment's reply as content parts: text, with one PIL image per new view."""
-    from PIL import Image
+    parts = reply_parts(text, views, session.profile.image_placeholder)
+    return hf_parts(parts, session.pixels)
 
-    pieces = text.split(session.profile.image_placeholder)
-    parts: list[dict] = []
-    for i, piece in enumerate(pieces):
-        if piece:
-            parts.append({"type": "text", "text": piece})
-        if i < len(pieces) - 1 and i < len(views):
-            parts.append({"type": "image", "image": Image.fromarray(session.pixels(views[i]))})
-    return parts
+
+def _annotation(prop: Mapping[str, Any]) -> Any:
+    """A Python type for one flattened JSON-schema property (what transformers reads back)."""
+    if "enum" in prop:
+        return Literal[tuple(prop["enum"])]  # type: ignore[misc]
+    if prop.get("type") == "array":
+        item: Any = _JSON_TYPES.get(prop.get("items", {}).get("type", "number"), float)
+        return list[item]  # type: ignore[valid-type]
+    return _JSON_TYPES.get(str(prop.get("type")), str)
+
+
+def tool_method(tool: Tool[Any]) -> Callable[..., list[dict]]:
+    """A method running ``tool`` through the session, with the registry's contract.
+
+    Its name, parameters (types, defaults, required ones) and docstring (description and one
+    ``Args:`` line per parameter) come from the tool's OpenAI schema and params model, so the
+    schema TRL derives from it (``transformers.utils.get_json_schema``) says what the registry
+    says. Only the arguments the model gave are passed on, as in a ``<tool_call>``.
+    """
+    fn = tool.to_openai_schema()["function"]
+    props: dict[str, Any] = fn["parameters"]["properties"]
+    required = set(fn["parameters"].get("required", []))
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    annotations: dict[str, Any] = {}
+    for name, prop in props.items():
+        ann = _annotation(prop)
+        if name in required:
+            default: Any = inspect.Parameter.empty
+        else:
+            default = tool.params.model_fields[name].default
+            if default is None:
+                ann = ann | None
+        annotations[name] = ann
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=ann
+            )
+        )
+    annotations["return"] = list
+    signature = inspect.Signature(params, return_annotation=list)
+
+    def method(self: MedGymToolEnv, *args: Any, **kwargs: Any) -> list[dict]:
+        bound = signature.bind(self, *args, **kwargs)
+        arguments = {k: v for k, v in bound.arguments.items() if k != "self"}
+        return self._call(tool.name, arguments)
+
+    lines = [str(fn["description"]), "", "Args:"]
+    lines += [f"    {name}: {' '.join(str(p['description']).split())}" for name, p in props.items()]
+    method.__name__ = method.__qualname__ = tool.name
+    method.__doc__ = "\n".join(lines)
+    method.__signature__ = signature  # type: ignore[attr-defined]
+    method.__annotations__ = annotations
+    return method
+
+
+def tool_env_class(tools: Sequence[str], registry: ToolRegistry = TOOLS) -> type[MedGymToolEnv]:
+    """A :class:`MedGymToolEnv` subclass with one generated method per tool (TRL's tools).
+
+    Raises:
+        ConfigError: An unknown tool name (with the near one), or none at all.
+    """
+    if not tools:
+        raise ConfigError("the TRL environment needs at least one tool; got config.tools=()")
+    chosen = registry.subset(tools)
+    methods = {name: tool_method(chosen[name]) for name in chosen}
+    return type("MedGymToolEnv", (MedGymToolEnv,), {**methods, "__module__": __name__})
 
 
 def finish_episode(env: MedGymToolEnv, completion: object) -> EpisodeSession:
@@ -180,22 +219,18 @@ def make_environment_factory(
     samples: Sequence[Sample],
     *,
     config: SessionConfig | None = None,
-    profile: str | ModelProfile = "qwen2.5-vl",
+    profile: str | ModelProfile = DEFAULT_PROFILE,
 ) -> Callable[[], MedGymToolEnv]:
     """A zero-argument factory for ``GRPOTrainer(environment_factory=...)``.
 
+    Its environments expose ``config.tools`` (any registry tool) as methods.
+
     Raises:
-        ConfigError: If the config asks for a tool the TRL environment does not expose, or
-            sample ids are not unique.
+        ConfigError: If the config names no tool or an unknown one, or sample ids are not
+            unique.
     """
     cfg = config or SessionConfig()
-    unsupported = sorted(set(cfg.tools) - set(SUPPORTED_TOOLS))
-    if unsupported:
-        raise ConfigError(
-            f"the TRL environment exposes tools {SUPPORTED_TOOLS}; config asks for {unsupported}"
-        )
-    if not cfg.tools:
-        raise ConfigError("the TRL environment needs at least one tool; got config.tools=()")
+    env_cls = tool_env_class(cfg.tools)
     by_id = {s.id: s for s in samples}
     if len(by_id) != len(samples):
         raise ConfigError(f"sample ids must be unique; {len(samples) - len(by_id)} duplicate(s)")
@@ -203,6 +238,6 @@ def make_environment_factory(
     images: dict[str, Sequence[MedImage]] = {}
 
     def factory() -> MedGymToolEnv:
-        return MedGymToolEnv(by_id, config=cfg, profile=prof, images=images)
+        return env_cls(by_id, config=cfg, profile=prof, images=images)
 
     return factory

@@ -10,17 +10,16 @@ the parts, the tool-call rate and the pseudo-label confidence.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from medgym.core.trajectory import Group
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
+from medgym.integrations.scoring import resolve_group_reward, score_group
 from medgym.integrations.trl.environment import MedGymToolEnv, finish_episode
 from medgym.integrations.trl.metrics import MetricsSink
-from medgym.rewards.group import GroupReward, make_group_reward
+from medgym.rewards.group import GroupReward
 
 __all__ = ["SessionGroupReward", "check_whole_groups"]
 
@@ -64,14 +63,17 @@ def _pseudo_label(diagnostics: dict[str, Any]) -> str | None:
 class SessionGroupReward:
     """``fn(completions, environments, **kw) -> list[float]`` for ``GRPOTrainer(reward_funcs=)``.
 
-    Reward of a rollout = the group reward's value minus ``penalty_weight`` times the session's
-    penalties (the gym env's format, tool and budget penalties).
+    Each group of sessions is scored by :func:`~medgym.integrations.scoring.score_group`, as
+    verl's reward manager scores a uid: with a group reward, a rollout's reward is the group's
+    value minus the session's penalties (the gym env's format, tool and budget penalties, as
+    the session config sets them: scale them there); with ``reward="episode"`` it is the gym
+    env's own episode reward.
 
     Args:
         num_generations: Rollouts per group (GRPO's G).
-        reward: Group reward: a registry spec (``"label_free"``, ``{"hsr": 1.0}``) or an object.
+        reward: Group reward: a registry spec (``"label_free"``, ``{"hsr": 1.0}``), an object,
+            or ``"episode"``/``None`` for the session's own score.
         reward_options: Options for a named reward (e.g. ``{"embedder": "hashing"}``).
-        penalty_weight: Weight of the session penalties.
         sink: Where to write one metrics record per call (JSONL); optional.
     """
 
@@ -79,23 +81,17 @@ class SessionGroupReward:
         self,
         *,
         num_generations: int,
-        reward: str | dict[str, Any] | GroupReward = "label_free",
+        reward: str | dict[str, Any] | GroupReward | None = "label_free",
         reward_options: dict[str, Any] | None = None,
-        penalty_weight: float = 1.0,
         sink: MetricsSink | None = None,
     ) -> None:
         if num_generations < 2:
             raise ConfigError(f"GRPO needs num_generations >= 2; got {num_generations}")
-        if not (math.isfinite(penalty_weight) and penalty_weight >= 0):
-            raise ConfigError(f"penalty_weight must be finite and >= 0; got {penalty_weight}")
         self.num_generations = num_generations
-        if isinstance(reward, (str, dict)):
-            reward = make_group_reward(reward, **(reward_options or {}))
-        self.group_reward = reward
-        self.penalty_weight = penalty_weight
+        self.group_reward = resolve_group_reward(reward, **(reward_options or {}))
         self.sink = sink
         self.history: list[dict[str, Any]] = []
-        self.__name__ = f"medgym_{getattr(reward, 'name', 'group')}"
+        self.__name__ = f"medgym_{getattr(self.group_reward, 'name', 'episode')}"
 
     def __call__(
         self,
@@ -134,6 +130,7 @@ class SessionGroupReward:
         g = self.num_generations
         rewards: list[float] = []
         parts: dict[str, list[float]] = {}
+        rollout_parts: list[dict[str, float]] = []
         confidences: list[float] = []
         skipped = 0
         group_spread: list[float] = []
@@ -141,26 +138,24 @@ class SessionGroupReward:
         for start in range(0, len(sessions), g):
             chunk = sessions[start : start + g]
             gid = uuid.uuid4().hex[:12]
-            trajs = []
-            for s in chunk:
-                s.group_id = gid
-                trajs.append(s.trajectory())
-            result = self.group_reward.reward(
-                Group(id=gid, sample=chunk[0].sample, trajectories=trajs)
+            trajs = [s.trajectory().model_copy(update={"group_id": gid}) for s in chunk]
+            scored = score_group(
+                self.group_reward, chunk[0].sample, trajs, chunk[0].config, group_id=gid
             )
-            penalties = [s.penalty_total for s in chunk]
-            values = [
-                r - self.penalty_weight * p for r, p in zip(result.rewards, penalties, strict=True)
-            ]
-            rewards.extend(values)
-            group_spread.append(max(values) - min(values))
-            for name, vals in {**result.parts, "penalty": penalties}.items():
-                parts.setdefault(name, []).extend(float(v) for v in vals)
-            conf = result.diagnostics.get("confidence")
+            rewards.extend(scored.rewards)
+            group_spread.append(max(scored.rewards) - min(scored.rewards))
+            for name, vals in scored.parts.items():
+                parts.setdefault(name, []).extend(vals)
+            for j, e in enumerate(scored.episodes):
+                rollout_parts.append(
+                    {**e.parts(), **{f"group/{k}": v[j] for k, v in scored.parts.items()}}
+                )
+            diagnostics = scored.diagnostics
+            conf = diagnostics.get("confidence")
             if isinstance(conf, (int, float)):
                 confidences.append(float(conf))
-            pseudo.append(_pseudo_label(result.diagnostics))
-            skipped += bool(result.diagnostics.get("skipped"))
+            pseudo.append(_pseudo_label(diagnostics))
+            skipped += bool(diagnostics.get("skipped"))
         n = len(sessions)
         record: dict[str, Any] = {
             "reward": sum(rewards) / n,
@@ -170,6 +165,8 @@ class SessionGroupReward:
             "answer_rate": sum(s.terminated for s in sessions) / n,
             "skipped_groups": float(skipped),
             "rewards": list(rewards),
+            # per rollout: the episode score's parts and the group reward's (group/...)
+            "rollout_parts": rollout_parts,
             # per group, for analysis only (e.g. pseudo-label accuracy against hidden labels)
             "sample_ids": [sessions[i].sample.id for i in range(0, n, g)],
             "pseudo_labels": pseudo,

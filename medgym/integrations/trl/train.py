@@ -7,11 +7,13 @@ checkpoint and a GPU, the same code runs a real experiment.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medgym.envs.config import SessionConfig
 from medgym.envs.profiles import (
     DEFAULT_PROFILE,
     ModelProfile,
@@ -83,10 +85,20 @@ class MedGymArguments:
             "help": "Embedder for FPL/HSR (hashing: offline and fast; minilm for real runs)."
         },
     )
-    penalty_weight: float = field(default=1.0, metadata={"help": "Weight of session penalties."})
+    penalty_weight: float = field(
+        default=1.0,
+        metadata={"help": "Scale of the session penalties (SessionConfig.penalties x weight)."},
+    )
     max_turns: int = field(default=3, metadata={"help": "Model turns per episode."})
     max_images: int = field(default=2, metadata={"help": "New images an episode may show."})
     tools: str = field(default="zoom_in,crop,reground", metadata={"help": "Comma-separated tools."})
+    session: str = field(
+        default="",
+        metadata={
+            "help": "Other SessionConfig fields as JSON, e.g. '{\"max_calls_per_turn\": 2}' "
+            "(unknown keys are refused)."
+        },
+    )
     warm_start_steps: int = field(
         default=500, metadata={"help": "Warm start optimiser steps (tiny model)."}
     )
@@ -97,8 +109,29 @@ class MedGymArguments:
     def __post_init__(self) -> None:
         if self.num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
-        if self.max_turns < 1:
-            raise ConfigError(f"max_turns must be >= 1; got {self.max_turns}")
+        self.session_config()  # a bad or unknown session key fails here, named
+
+    def session_config(self) -> SessionConfig:
+        """The episodes' :class:`SessionConfig` (penalties scaled by ``penalty_weight``).
+
+        Raises:
+            ConfigError: ``session`` is not a JSON object, or a key or value is bad.
+        """
+        extra: Any = {}
+        if self.session.strip():
+            try:
+                extra = json.loads(self.session)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"--session must be a JSON object; got {self.session!r}") from e
+            if not isinstance(extra, dict):
+                raise ConfigError(f"--session must be a JSON object; got {self.session!r}")
+        values = {
+            "tools": [t for t in self.tools.split(",") if t],
+            "max_turns": self.max_turns,
+            "max_images": self.max_images,
+            **extra,
+        }
+        return SessionConfig.from_dict(values).with_penalty_weight(self.penalty_weight)
 
 
 def _require_trl() -> Any:
@@ -176,7 +209,6 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     from medgym.agents.tiny_vlm import WarmStartConfig, warm_start
     from medgym.agents.tiny_vlm.processor import register_processor
     from medgym.data import load
-    from medgym.envs.config import SessionConfig
     from medgym.integrations.trl.environment import make_environment_factory
     from medgym.integrations.trl.metrics import MetricsSink
     from medgym.integrations.trl.rewards import SessionGroupReward
@@ -198,17 +230,12 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     if margs.dataset_root:
         kwargs["root"] = margs.dataset_root
     samples = list(load(margs.dataset, **kwargs))
-    session_cfg = SessionConfig(
-        tools=tuple(t for t in margs.tools.split(",") if t),
-        max_turns=margs.max_turns,
-        max_images=margs.max_images,
-    )
+    session_cfg = margs.session_config()
     options = {"embedder": margs.embedder} if margs.reward in ("label_free", "medvr", "hsr") else {}
     reward = SessionGroupReward(
         num_generations=gargs.num_generations,
         reward=margs.reward,
         reward_options=options,
-        penalty_weight=margs.penalty_weight,
         sink=MetricsSink(Path(gargs.output_dir) / margs.metrics_file),
     )
     trainer = trl.GRPOTrainer(

@@ -26,18 +26,20 @@ original pixels for CCA, answer, metrics) and ``medgym_reward_parts``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from PIL import Image
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
 from verl.utils.profiler import simple_timer
 
 from medgym.agents.evr import RolloutSignal, token_values
 from medgym.core.sample import Sample
-from medgym.envs.config import Penalties, SessionConfig
+from medgym.envs.config import SessionConfig
+from medgym.envs.conversation import hf_parts, reply_parts
+from medgym.envs.profiles import DEFAULT_PROFILE
 from medgym.envs.session import EpisodeSession, StepResult
 from medgym.errors import ConfigError
 from medgym.integrations.verl import AGENT_NAME
@@ -53,21 +55,22 @@ from medgym.integrations.verl.evr import (
     new_counters,
     token_generation,
 )
-from medgym.integrations.verl.tools import SESSION_KEY, remote_registry, shared_client
-from medgym.tools import ToolConfig
+from medgym.integrations.verl.tools import SESSION_KEY, new_session
 
 __all__ = [
+    "SESSION_CONFIG_KEY",
     "STEP_KEY",
     "TRAJECTORY_KEY",
     "MedgymAgentLoop",
     "observation_message",
-    "session_config_from",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: ``extra_fields`` key of the finished trajectory (JSON).
 TRAJECTORY_KEY = "medgym_trajectory"
+#: ``extra_fields`` key of the session config the episode ran with (JSON), for ``compute_score``.
+SESSION_CONFIG_KEY = "medgym_session_config"
 #: ``extra_fields`` key of the last step (internal, removed before output).
 STEP_KEY = "_medgym_step"
 #: ``extra_fields`` key of the answer reground mode withheld (internal).
@@ -79,39 +82,33 @@ _WARNED_NO_LOGPROBS: set[Any] = set()
 def observation_message(session: EpisodeSession, step: StepResult) -> tuple[dict[str, Any], list]:
     """The chat message for a step's observation, and the new images in order.
 
-    Each image placeholder of the observation text becomes an image item, in the order of
-    ``step.new_views``.
+    Built by :func:`~medgym.envs.conversation.reply_parts` (the gym conversation's and TRL's
+    splitter) at the profile's placeholder.
+
+    Raises:
+        ConfigError: The observation has fewer placeholders than new views (images would be lost).
     """
-    ph = session.profile.image_placeholder
-    pieces = step.observation.split(ph)
-    if len(pieces) - 1 != len(step.new_views):
+    parts = reply_parts(step.observation, step.new_views, session.profile.image_placeholder)
+    if sum(p["type"] == "image" for p in parts) != len(step.new_views):
         raise ConfigError(
-            f"observation has {len(pieces) - 1} image placeholder(s) for "
-            f"{len(step.new_views)} new view(s)"
+            f"observation has {step.observation.count(session.profile.image_placeholder)} image "
+            f"placeholder(s) for {len(step.new_views)} new view(s)"
         )
-    images = [Image.fromarray(session.pixels(v)) for v in step.new_views]
-    content: list[dict[str, Any]] = []
-    for k, piece in enumerate(pieces):
-        if piece:
-            content.append({"type": "text", "text": piece})
-        if k < len(images):
-            content.append({"type": "image", "image": images[k]})
     role = session.turns[-1].role if session.turns else "user"
-    if not images:
+    if not step.new_views:
         return {"role": role, "content": step.observation}, []
+    content = hf_parts(parts, session.pixels)
+    images = [p["image"] for p in content if p["type"] == "image"]
     return {"role": role, "content": content}, images
 
 
-def session_config_from(raw: Mapping[str, Any] | None) -> SessionConfig:
-    """A :class:`SessionConfig` from plain (YAML/hydra) values, nested parts included."""
-    cfg = dict(raw or {})
-    if "tools" in cfg:
-        cfg["tools"] = tuple(cfg["tools"])
-    if isinstance(cfg.get("penalties"), Mapping):
-        cfg["penalties"] = Penalties(**cfg["penalties"])
-    if isinstance(cfg.get("tool_config"), Mapping):
-        cfg["tool_config"] = ToolConfig(**cfg["tool_config"])
-    return SessionConfig(**cfg)
+def _plain(values: Any) -> Mapping[str, Any] | None:
+    """Hydra/OmegaConf nodes as plain containers, at the edge (the core never sees them)."""
+    if values is None or (isinstance(values, Mapping) and not hasattr(values, "_metadata")):
+        return values
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(values, resolve=True)  # type: ignore[return-value]
 
 
 class MedgymAgentLoop(ToolAgentLoop):
@@ -130,13 +127,13 @@ class MedgymAgentLoop(ToolAgentLoop):
         self,
         *args: Any,
         session_config: dict[str, Any] | None = None,
-        profile: str = "qwen2.5-vl",
+        profile: str = DEFAULT_PROFILE,
         tool_server_url: str | None = None,
         evr: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.session_config = session_config_from(session_config)
+        self.session_config = SessionConfig.from_dict(_plain(session_config))
         self.profile = profile
         self.tool_server_url = tool_server_url
         self.evr = evr_config_from(evr)
@@ -173,6 +170,7 @@ class MedgymAgentLoop(ToolAgentLoop):
         if isinstance(session, EpisodeSession):
             traj = session.trajectory()
             output.extra_fields[TRAJECTORY_KEY] = traj.model_dump_json()
+            output.extra_fields[SESSION_CONFIG_KEY] = json.dumps(session.config.to_dict())
             output.extra_fields["medgym_reward_parts"] = dict(session.reward_parts)
             output.extra_fields["medgym_metrics"] = dict(session.metrics)
         return output
@@ -182,9 +180,9 @@ class MedgymAgentLoop(ToolAgentLoop):
         if not isinstance(session, EpisodeSession):
             if self._sample is None:
                 raise ConfigError("MedgymAgentLoop.run sets the sample before the first turn")
-            session = EpisodeSession(self._sample, config=self.session_config, profile=self.profile)
-            if self.tool_server_url:
-                session.tools = remote_registry(shared_client(self.tool_server_url), session)
+            session = new_session(
+                self._sample, self.session_config, self.profile, self.tool_server_url
+            )
             agent_data.extra_fields[SESSION_KEY] = session
         return session
 

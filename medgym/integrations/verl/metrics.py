@@ -22,8 +22,9 @@ import numpy as np
 
 from medgym.core.trajectory import Trajectory
 from medgym.integrations.metrics import MetricsSink
+from medgym.integrations.scoring import GroupScore
 from medgym.integrations.verl.evr import EVR_KEY
-from medgym.rewards import GroupRewardResult
+from medgym.rewards.group import GroupRewardResult
 
 __all__ = ["group_record", "read_records", "rollout_metrics", "sink_for", "summarize"]
 
@@ -62,7 +63,7 @@ def _flips(fields: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
 
 def group_record(
     uid: str,
-    result: GroupRewardResult,
+    result: GroupScore | GroupRewardResult,
     extra_fields: Sequence[Mapping[str, Any]],
     **meta: Any,
 ) -> dict[str, Any]:

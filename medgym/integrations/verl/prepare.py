@@ -33,6 +33,7 @@ from PIL import Image
 
 from medgym.core.sample import Sample
 from medgym.envs.config import SessionConfig
+from medgym.envs.profiles import DEFAULT_PROFILE
 from medgym.envs.prompts import question_text
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
@@ -59,7 +60,7 @@ def sample_to_row(
     *,
     data_source: str,
     config: SessionConfig | None = None,
-    profile: str = "qwen2.5-vl",
+    profile: str = DEFAULT_PROFILE,
     agent_name: str = AGENT_NAME,
 ) -> dict[str, Any]:
     """One verl row for ``sample`` (see the module docstring for the columns).
@@ -111,7 +112,7 @@ def prepare_dataset(
     val_fraction: float = 0.1,
     seed: int = 0,
     config: SessionConfig | None = None,
-    profile: str = "qwen2.5-vl",
+    profile: str = DEFAULT_PROFILE,
     drop_labels: bool = False,
     agent_name: str = AGENT_NAME,
 ) -> tuple[Path, Path]:
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> tuple[Path, Path]:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", default="qwen2.5-vl")
+    p.add_argument("--profile", default=DEFAULT_PROFILE)
     p.add_argument("--tools", default=None, help="comma-separated tool names")
     p.add_argument("--label-free", action="store_true", help="drop the answers")
     p.add_argument("--agent-name", default=AGENT_NAME, help="verl agent loop of every row")

@@ -1,7 +1,7 @@
 """Group rewards on verl data: all n rollouts of a uid scored together by ``medgym.rewards``.
 
-- :func:`compute_score` is verl's per-sample hook (``reward.custom_reward_function``): the
-  supervised accuracy + format score, for runs that need no group reward.
+- :func:`compute_score` is verl's per-sample hook (``reward.custom_reward_function``): the gym
+  env's episode score (accuracy, format, penalties), for runs that need no group reward.
 - :func:`score_outputs` scores the outputs of one uid (the TQ worker calls it, see
   :mod:`medgym.integrations.verl.tq_worker`), from the recorded trajectories when the medgym
   agent loop ran (views in original pixels for CCA), else from the decoded texts.
@@ -11,17 +11,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from medgym.core.images import ImageRef
 from medgym.core.sample import Sample
 from medgym.core.trajectory import Trajectory
+from medgym.envs.config import SessionConfig
+from medgym.envs.scoring import score_episode
+from medgym.envs.turns import text_trajectory
 from medgym.errors import ConfigError
-from medgym.integrations.verl.agent_loop import TRAJECTORY_KEY
-from medgym.rewards import GroupReward, GroupRewardResult, make_group_reward, score_uid_group
-from medgym.rewards.scoring import format_score, score_answer
+from medgym.integrations.scoring import GroupScore, resolve_group_reward, score_group
+from medgym.integrations.verl.agent_loop import SESSION_CONFIG_KEY, TRAJECTORY_KEY
+from medgym.rewards.group import GroupReward
 
 __all__ = ["assign_group_rewards", "compute_score", "reward_extra_info", "score_outputs"]
 
@@ -31,61 +36,90 @@ def compute_score(
     solution_str: str,
     ground_truth: str | None,
     extra_info: Mapping[str, Any] | None = None,
+    session_config: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, float]:
-    """Verl's per-sample score: accuracy against ``ground_truth`` plus 0.1 x format.
+    """Verl's per-sample score: the gym env's episode score (:func:`score_episode`).
 
-    Returns ``{"score", "accuracy", "format"}``; unlabelled rows score 0 accuracy (use a group
-    reward for label-free runs).
+    When the medgym agent loop ran, ``extra_info`` holds its trajectory (verl merges the loop's
+    ``extra_fields`` into it) and the session config it ran with, so the score is the
+    session's to the digit. Otherwise ``solution_str`` is judged as one final turn by the
+    session's rules (:func:`text_trajectory`) under ``session_config`` (verl's
+    ``custom_reward_function.reward_kwargs.session_config``).
+
+    Returns:
+        ``{"score", "accuracy", "format", "penalty", "labelled", "total"}``; unlabelled rows
+        score 0 accuracy (use a group reward for label-free runs).
     """
-    from medgym.envs.parsing import parse_turn
+    info = extra_info or {}
+    sample = _sample_of(info) or _bare_sample(ground_truth)
+    if sample.answer is None and ground_truth:
+        sample = sample.model_copy(update={"answer": str(ground_truth)})
+    config = _session_config(info, session_config)
+    trajectory = _trajectory_of(info) or text_trajectory(str(solution_str), sample, config)
+    score = score_episode(trajectory, sample, config)
+    return {"score": score.total, **score.parts()}
 
-    parsed = parse_turn(solution_str)
-    options: Sequence[str] = ()
-    if extra_info and extra_info.get("sample"):
-        options = Sample.model_validate_json(extra_info["sample"]).options
-    acc = score_answer(parsed.answer, ground_truth, options=options) if ground_truth else 0.0
-    fmt = format_score(solution_str)
-    return {"score": acc + 0.1 * fmt, "accuracy": acc, "format": fmt}
+
+def _bare_sample(ground_truth: str | None) -> Sample:
+    return Sample(
+        id="verl", images=(ImageRef(uri="text://no-image"),), question="?",
+        answer=str(ground_truth) if ground_truth else None,
+    )  # fmt: skip
 
 
-def _resolve(reward: GroupReward | str | Mapping[str, Any]) -> GroupReward:
-    return make_group_reward(reward) if isinstance(reward, (str, Mapping)) else reward
+def _trajectory_of(info: Mapping[str, Any]) -> Trajectory | None:
+    raw = info.get(TRAJECTORY_KEY)
+    return Trajectory.model_validate_json(raw) if isinstance(raw, str) else None
+
+
+def _session_config(
+    info: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
+) -> SessionConfig:
+    """The config the agent loop ran with (``extra_info``), else ``fallback``."""
+    raw = info.get(SESSION_CONFIG_KEY)
+    if isinstance(raw, str):
+        return SessionConfig.from_dict(json.loads(raw))
+    return SessionConfig.from_dict(fallback)
 
 
 def score_outputs(
-    reward: GroupReward | str | Mapping[str, Any],
+    reward: GroupReward | str | Mapping[str, Any] | None,
     extra_fields: Sequence[Mapping[str, Any]],
     *,
     uid: str,
     sample: Sample | None = None,
     texts: Sequence[str] | None = None,
-) -> GroupRewardResult:
-    """Score one uid's rollouts: trajectories from ``extra_fields``, else ``texts``.
+    session_config: Mapping[str, Any] | None = None,
+) -> GroupScore:
+    """Score one uid's rollouts with :func:`score_group`, as TRL's reward scores a group.
+
+    Trajectories come from ``extra_fields`` (the agent loop's); without them each of ``texts``
+    is judged as one final turn (:func:`text_trajectory`).
 
     Raises:
         ConfigError: Neither trajectories nor texts for every rollout.
     """
     raw = [f.get(TRAJECTORY_KEY) for f in extra_fields]
+    sample = sample or _bare_sample(None).model_copy(update={"id": uid})
+    config = _session_config(extra_fields[0] if extra_fields else {}, session_config)
     if raw and all(isinstance(r, str) for r in raw):
         trajs = [Trajectory.model_validate_json(r) for r in raw]  # type: ignore[arg-type]
-        return score_uid_group(_resolve(reward), trajectories=trajs, sample=sample, uid=uid)
-    if texts is None or len(texts) != len(extra_fields):
+    elif texts is not None and len(texts) == len(extra_fields):
+        trajs = [
+            text_trajectory(str(t), sample, config, trajectory_id=f"{uid}#{i}")
+            for i, t in enumerate(texts)
+        ]
+    else:
         raise ConfigError(
             f"uid {uid}: expected {TRAJECTORY_KEY!r} in every rollout's extra_fields or one text "
             f"per rollout; got {sum(isinstance(r, str) for r in raw)} trajectories and "
             f"{0 if texts is None else len(texts)} texts for {len(extra_fields)} rollouts"
         )
-    return score_uid_group(
-        _resolve(reward),
-        list(texts),
-        sample.answer if sample is not None else None,
-        uid=uid,
-        question=sample.question if sample is not None else "?",
-    )
+    return score_group(resolve_group_reward(reward), sample, trajs, config, group_id=uid)
 
 
-def reward_extra_info(result: GroupRewardResult, i: int) -> dict[str, float]:
+def reward_extra_info(result: GroupScore, i: int) -> dict[str, float]:
     """Rollout ``i``'s reward parts and the group's numeric diagnostics, flat (verl metrics)."""
     out = {f"part/{k}": float(v[i]) for k, v in result.parts.items()}
     for k, v in result.diagnostics.items():
@@ -101,7 +135,11 @@ def _sample_of(extra_info: Any) -> Sample | None:
 
 
 def assign_group_rewards(
-    data: Any, reward: GroupReward | str | Mapping[str, Any], *, tokenizer: Any = None
+    data: Any,
+    reward: GroupReward | str | Mapping[str, Any] | None,
+    *,
+    tokenizer: Any = None,
+    session_config: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Score a ``DataProto`` by uid groups and write ``batch["rm_scores"]``.
 
@@ -113,7 +151,7 @@ def assign_group_rewards(
     """
     import torch
 
-    reward = _resolve(reward)
+    group_reward = resolve_group_reward(reward)
     nt = data.non_tensor_batch
     uids = [str(u) for u in nt["uid"]]
     n = len(uids)
@@ -140,11 +178,12 @@ def assign_group_rewards(
         ]
         extra = nt.get("extra_info")
         res = score_outputs(
-            reward,
+            group_reward,
             fields,
             uid=uid,
             sample=_sample_of(extra[idx[0]]) if extra is not None else None,
             texts=[texts[i] for i in idx] if texts is not None else None,
+            session_config=session_config,
         )
         for j, i in enumerate(idx):
             scores[i] = res.rewards[j]

@@ -22,7 +22,6 @@ import argparse
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from PIL import Image
@@ -32,16 +31,17 @@ from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 from medgym.core.sample import Sample
 from medgym.core.trajectory import ToolCallRecord
 from medgym.envs.config import SessionConfig
+from medgym.envs.profiles import DEFAULT_PROFILE
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError, did_you_mean
-from medgym.tools import TOOLS, Tool, ToolContext, ToolRegistry, ToolResult
+from medgym.tools import TOOLS
 
 __all__ = [
     "SESSION_KEY",
     "TOOL_CLASS",
     "MedgymTool",
+    "new_session",
     "record_response",
-    "remote_registry",
     "session_for",
     "shared_client",
     "tool_config",
@@ -92,7 +92,7 @@ def tool_config(
     *,
     backend: str = "local",
     server_url: str | None = None,
-    profile: str = "qwen2.5-vl",
+    profile: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
     """A verl tool config (``tools: [{class_name, config, tool_schema}]``) for medgym tools."""
     if backend not in ("local", "remote"):
@@ -127,9 +127,26 @@ def tool_yaml(names: Sequence[str], **kwargs: Any) -> str:
     return header + yaml.safe_dump(tool_config(names, **kwargs), sort_keys=False, width=100)
 
 
+#: Keys a medgym tool's ``config`` may hold in a verl tool YAML.
+CONFIG_KEYS = ("type", "backend", "server_url", "profile", "tools", "session")
+
+
 def _session_config(config: dict[str, Any], name: str) -> SessionConfig:
-    tools = tuple(config.get("tools") or (name,))
-    return SessionConfig(tools=tools)
+    """The session config of a tool YAML: ``tools`` plus any ``session:`` fields.
+
+    Raises:
+        ConfigError: An unknown config key or session field (named, with the near one).
+    """
+    for key in config:
+        if key not in CONFIG_KEYS:
+            raise ConfigError(
+                f"unknown medgym tool config key `{key}`{did_you_mean(str(key), CONFIG_KEYS)}; "
+                f"known: {', '.join(CONFIG_KEYS)} (session fields go under `session:`)"
+            )
+    session = config.get("session") or {}
+    if not isinstance(session, dict):
+        raise ConfigError(f"config.session must be a dict of SessionConfig fields; got {session!r}")
+    return SessionConfig.from_dict({**session, "tools": list(config.get("tools") or (name,))})
 
 
 def session_for(
@@ -137,8 +154,9 @@ def session_for(
     create_kwargs: dict[str, Any],
     config: SessionConfig,
     profile: str,
+    server_url: str | None = None,
 ) -> EpisodeSession:
-    """The trajectory's session: the one in ``agent_data.extra_fields``, else a new one.
+    """The trajectory's session: in ``agent_data.extra_fields``, the instance's, or a new one.
 
     Raises:
         ConfigError: No session yet and no ``sample`` in ``create_kwargs``.
@@ -146,6 +164,8 @@ def session_for(
     extra = getattr(agent_data, "extra_fields", None)
     if isinstance(extra, dict) and isinstance(extra.get(SESSION_KEY), EpisodeSession):
         return extra[SESSION_KEY]
+    if isinstance(create_kwargs.get(SESSION_KEY), EpisodeSession):  # no agent data: the instance's
+        return create_kwargs[SESSION_KEY]
     raw = create_kwargs.get("sample")
     if raw is None:
         raise ConfigError(
@@ -153,7 +173,7 @@ def session_for(
             ".sample (python -m medgym.integrations.verl.prepare writes it)"
         )
     sample = Sample.model_validate_json(raw) if isinstance(raw, str) else Sample.model_validate(raw)
-    session = EpisodeSession(sample, config=config, profile=profile)
+    session = new_session(sample, config, profile, server_url)
     if isinstance(extra, dict):
         extra[SESSION_KEY] = session
     return session
@@ -188,34 +208,23 @@ def shared_client(url: str) -> Any:
     return client
 
 
-def remote_registry(client: Any, session: EpisodeSession) -> ToolRegistry:
-    """The session's tools with their work done by a medgym tool server.
+def new_session(
+    sample: Sample, config: SessionConfig, profile: str, server_url: str | None = None
+) -> EpisodeSession:
+    """A session for one trajectory: in process, or on the tool server at ``server_url``.
 
-    The session still parses, converts boxes to view pixels, charges budgets and penalties;
-    only the tool function runs remotely. A server-side :class:`ToolError` (HTTP 422) is raised
-    again by the client with the same message, so the session turns it into an error record.
+    The remote backend is the gym env's (:class:`~medgym.serving.remote.ServerBackend`): the
+    same profile, ``max_pixels``, ``tool_config`` and aliases reach the server, and views are
+    rendered there.
     """
+    if not server_url:
+        return EpisodeSession(sample, config=config, profile=profile)
+    from medgym.envs.profiles import get_profile
+    from medgym.serving.remote import ServerBackend
 
-    def make(tool: Tool[Any]) -> Tool[Any]:
-        def remote(ctx: ToolContext, params: Any) -> ToolResult:
-            resp = client.call_tool(
-                session.sample.images,
-                list(ctx.views),
-                tool.name,
-                params.model_dump(),
-                profile=session.profile.name,
-            )
-            return ToolResult(
-                text=resp.text,
-                view=resp.view,
-                ok=resp.ok,
-                penalty=resp.penalty,
-                notes=tuple(resp.notes),
-            )
-
-        return replace(tool, fn=remote)
-
-    return ToolRegistry([make(session.tools[n]) for n in session.config.tools])
+    prof = get_profile(profile)
+    backend = ServerBackend(shared_client(server_url), prof)
+    return EpisodeSession(sample, config=config, profile=prof, backend=backend)
 
 
 class MedgymTool(BaseTool):
@@ -232,15 +241,17 @@ class MedgymTool(BaseTool):
             raise ConfigError(
                 f"unknown medgym tool {self.name!r}{did_you_mean(self.name, list(TOOLS))}"
             )
-        self.profile = str(self.config.get("profile", "qwen2.5-vl"))
+        self.profile = str(self.config.get("profile", DEFAULT_PROFILE))
         self.session_config = _session_config(self.config, self.name)
         self.backend = str(self.config.get("backend", "local"))
-        self._client: Any = None
+        self.server_url: str | None = None
+        if self.backend not in ("local", "remote"):
+            raise ConfigError(f"backend must be 'local' or 'remote'; got {self.backend!r}")
         if self.backend == "remote":
             url = self.config.get("server_url")
             if not url:
                 raise ConfigError("backend 'remote' needs config.server_url")
-            self._client = shared_client(str(url))
+            self.server_url = str(url)
         self._instances: dict[str, dict[str, Any]] = {}
 
     async def create(
@@ -258,11 +269,10 @@ class MedgymTool(BaseTool):
         import anyio
 
         create = self._instances.get(instance_id, {})
-        session = session_for(kwargs.get("agent_data"), create, self.session_config, self.profile)
+        session = session_for(
+            kwargs.get("agent_data"), create, self.session_config, self.profile, self.server_url
+        )
         self._instances.setdefault(instance_id, create)[SESSION_KEY] = session
-        if self._client is not None and not create.get("remote_ready"):
-            session.tools = remote_registry(self._client, session)
-            create["remote_ready"] = True
         rec = await anyio.to_thread.run_sync(lambda: session.call_tool(self.name, parameters))
         create["penalty"] = float(create.get("penalty", 0.0)) + rec.penalty
         return record_response(session, rec)
@@ -285,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     p.add_argument("--tools", default="zoom_in,crop,reground")
     p.add_argument("--backend", default="local", choices=("local", "remote"))
     p.add_argument("--server-url", default=None)
-    p.add_argument("--profile", default="qwen2.5-vl")
+    p.add_argument("--profile", default=DEFAULT_PROFILE)
     a = p.parse_args(argv)
     text = tool_yaml(
         a.tools.split(","), backend=a.backend, server_url=a.server_url, profile=a.profile

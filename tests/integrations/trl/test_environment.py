@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medgym.tools import ALL_TOOLS, TOOLS
+
 pytest.importorskip("trl")
 
 from medgym.data import load
@@ -88,6 +90,39 @@ def test_reset_needs_a_known_sample(samples) -> None:
         env.zoom_in(bbox_2d=[0, 0, 1, 1])
 
 
-def test_unsupported_tool_is_refused(samples) -> None:
-    with pytest.raises(ConfigError, match="window"):
-        make_environment_factory(samples, config=SessionConfig(tools=("window",)))
+def test_unknown_tool_is_refused_with_the_near_name(samples) -> None:
+    with pytest.raises(ConfigError, match="did you mean `zoom_in`"):
+        make_environment_factory(samples, config=SessionConfig(tools=("zoom_inn",)))
+
+
+@pytest.mark.parametrize("name", ALL_TOOLS)
+def test_trl_tool_schema_is_the_registry_contract(name: str) -> None:
+    """The schema TRL derives from each generated method says what the registry says."""
+    from transformers.utils import get_json_schema
+
+    from medgym.integrations.trl import tool_env_class
+
+    got = get_json_schema(getattr(tool_env_class(ALL_TOOLS), name))["function"]
+    want = TOOLS[name].to_openai_schema()["function"]
+    assert got["name"] == want["name"] and got["description"] == want["description"]
+    gp, wp = got["parameters"], want["parameters"]
+    assert list(gp["properties"]) == list(wp["properties"])
+    assert sorted(gp.get("required", [])) == sorted(wp["required"])
+    for key, prop in wp["properties"].items():
+        assert gp["properties"][key]["description"] == prop["description"]
+        assert gp["properties"][key]["type"] == prop["type"]
+        assert gp["properties"][key].get("enum") == prop.get("enum")
+
+
+def test_every_tool_runs_through_the_session(samples) -> None:
+    factory = make_environment_factory(samples, config=SessionConfig(tools=ALL_TOOLS, max_turns=8))
+    env = factory()
+    env.reset(sample_id=samples[0].id)
+    assert "image" in [p["type"] for p in env.rotate(degrees=90)]
+    assert "image" in [p["type"] for p in env.flip(axis="horizontal")]
+    assert "image" in [p["type"] for p in env.window(level=40.0, width=400.0)]
+    bad = env.flip(axis="diagonal")  # refused by the tool: an error reply, not an exception
+    assert "Error: invalid arguments for `flip`" in bad[0]["text"]
+    assert env.session.metrics["tool_errors"] == 1
+    calls = [c.name for t in env.session.turns for c in t.tool_calls]
+    assert calls == ["rotate", "flip", "window", "flip"]

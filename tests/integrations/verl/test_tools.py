@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("verl")
@@ -120,30 +121,114 @@ def test_without_agent_data_the_instance_keeps_its_session(tools: dict, samples:
     assert asyncio.run(go()) < 0
 
 
-def test_remote_registry_sends_view_pixel_args_and_keeps_session_rules(samples: list) -> None:
+class FakeToolServer:
+    """A tool-server client that runs the tools in process and records what it was sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict, dict]] = []
+
+    def register(self, ref):  # type: ignore[no-untyped-def]
+        from medgym.data.cache import load_image
+        from medgym.serving.schemas import ImageDescription
+
+        im = load_image(ref)
+        return ImageDescription(
+            ref=ref, width=im.width, height=im.height, num_slices=im.num_slices,
+            channels=im.pixels.shape[-1], modality=im.modality, default_window=im.default_window,
+        )  # fmt: skip
+
+    def call_tool(self, images, views, name, arguments, **options):  # type: ignore[no-untyped-def]
+        from medgym.data.cache import load_image
+        from medgym.errors import ToolError
+        from medgym.serving.schemas import ToolCallResponse
+        from medgym.tools import TOOLS, ImageInfo, ToolContext
+
+        self.calls.append((name, arguments, options))
+        if arguments.get("bbox_2d", [0])[0] > 400:
+            raise ToolError("box outside the image")
+        from medgym.envs.profiles import get_profile
+        from medgym.tools import ToolConfig
+
+        infos = tuple(ImageInfo.of(load_image(r)) for r in images)
+        profile = get_profile(options["profile"], max_pixels=options["max_pixels"])
+        ctx = ToolContext(
+            views=tuple(views), images=infos, sizer=profile.view_size,
+            config=ToolConfig(**options["tool_config"]),
+        )  # fmt: skip
+        res = TOOLS[name](ctx, arguments)
+        return ToolCallResponse(name=name, ok=res.ok, text=res.text, view=res.view)
+
+    def render(self, images, view, encoding="raw"):  # type: ignore[no-untyped-def]
+        from medgym.core.view import render
+        from medgym.data.cache import load_image
+
+        return render(load_image(images[view.image_index]), view)
+
+
+def test_server_backend_sends_view_pixel_args_options_and_aliases(samples: list) -> None:
+    from medgym.envs.config import SessionConfig
+    from medgym.envs.profiles import get_profile
     from medgym.envs.session import EpisodeSession
-    from medgym.errors import ToolError
-    from medgym.integrations.verl.tools import remote_registry
-    from medgym.serving.schemas import ToolCallResponse
-    from medgym.tools import TOOLS
+    from medgym.serving.remote import ServerBackend
 
-    class FakeClient:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, dict]] = []
-
-        def call_tool(self, images, views, name, arguments, **options):  # type: ignore[no-untyped-def]
-            self.calls.append((name, arguments))
-            if arguments.get("bbox_2d", [0])[0] > 400:
-                raise ToolError("box outside the image")
-            session_ctx = session.tool_context()
-            res = TOOLS[name](session_ctx, arguments)
-            return ToolCallResponse(name=name, ok=res.ok, text=res.text, view=res.view)
-
-    session = EpisodeSession(samples[0])
-    client = FakeClient()
-    session.tools = remote_registry(client, session)
-    ok = session.call_tool("zoom_in", {"bbox_2d": [0, 0, 224, 224]})
+    client = FakeToolServer()
+    profile = get_profile("qwen2.5-vl", max_pixels=200_000)
+    session = EpisodeSession(
+        samples[0], profile=profile, backend=ServerBackend(client, profile),  # type: ignore[arg-type]
+        config=SessionConfig.from_dict({"tool_config": {"clamp_penalty": 0.02}}),
+    )  # fmt: skip
+    local = EpisodeSession(samples[0], profile=profile)
+    assert session.views == local.views
+    ok = session.call_tool("image_zoom_in_tool", {"bbox_2d": [0, 0, 224, 224]})
     bad = session.call_tool("zoom_in", {"bbox_2d": [420, 420, 440, 440]})
     assert ok.ok and ok.view_index == 1 and len(session.views) == 2
     assert not bad.ok and bad.penalty == pytest.approx(Penalties().tool_error)
+    # the alias resolves locally; profile, max_pixels and tool_config travel with every call
     assert [c[0] for c in client.calls] == ["zoom_in", "zoom_in"]
+    assert client.calls[0][1] == {"bbox_2d": [0.0, 0.0, 224.0, 224.0]}  # only what was set
+    opts = client.calls[0][2]
+    assert opts["max_pixels"] == 200_000 and opts["tool_config"]["clamp_penalty"] == 0.02
+    local.call_tool("zoom_in", {"bbox_2d": [0, 0, 224, 224]})
+    assert session.views[1] == local.views[1]
+    assert np.array_equal(session.pixels(1), local.pixels(1))
+
+
+def test_remote_tool_yaml_builds_a_server_backed_session(
+    samples: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medgym.integrations.verl import tools as verl_tools
+    from medgym.serving.remote import ServerBackend
+
+    client = FakeToolServer()
+    monkeypatch.setattr(verl_tools, "shared_client", lambda url: client)
+    cfg = verl_tools.tool_config(["zoom_in"], backend="remote", server_url="http://127.0.0.1:1")
+    entry = cfg["tools"][0]
+    from verl.tools.schemas import OpenAIFunctionToolSchema
+
+    tool = verl_tools.MedgymTool(
+        {**entry["config"], "session": {"max_images": 1}},
+        OpenAIFunctionToolSchema.model_validate(entry["tool_schema"]),
+    )
+    assert tool.session_config.max_images == 1  # session keys of the YAML are kept
+
+    async def go() -> tuple[float, object]:
+        iid, _ = await tool.create(create_kwargs={"sample": samples[0].model_dump_json()})
+        await tool.execute(iid, {"bbox_2d": [0, 0, 224, 224]})
+        await tool.execute(iid, {"bbox_2d": [0, 0, 100, 100]})  # past max_images
+        return await tool.calc_reward(iid), tool._instances[iid][verl_tools.SESSION_KEY]
+
+    reward, session = asyncio.run(go())
+    assert isinstance(session.backend, ServerBackend)  # type: ignore[attr-defined]
+    assert len(client.calls) == 1 and reward == pytest.approx(-Penalties().budget)
+
+
+def test_unknown_tool_yaml_key_is_named() -> None:
+    from verl.tools.schemas import OpenAIFunctionToolSchema
+
+    from medgym.integrations.verl.tools import MedgymTool, verl_schema
+
+    schema = OpenAIFunctionToolSchema.model_validate(verl_schema("zoom_in"))
+    with pytest.raises(ConfigError, match="did you mean `server_url`"):
+        MedgymTool({"tools": ["zoom_in"], "server_ur": "x"}, schema)
+    with pytest.raises(ConfigError, match="did you mean `max_images`"):
+        MedgymTool({"tools": ["zoom_in"], "session": {"max_image": 2}}, schema)

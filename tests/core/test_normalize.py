@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from medgym.rewards.normalize import DEFAULT_SYNONYMS, SynonymTable, normalize_answer, tokens
+from medgym.core.normalize import DEFAULT_SYNONYMS, SynonymTable, normalize_answer, tokens
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medgym.envs.parsing import MAX_CALL_CHARS, parse_turn
+from medgym.core.parsing import MAX_CALL_CHARS, parse_turn
 
 CALL = '{"name": "zoom_in", "arguments": {"bbox_2d": [1, 2, 30, 40]}}'
 
@@ -110,7 +110,7 @@ def test_pythonic_fallback_does_not_warn_on_model_text() -> None:
     """Model text like `330in` made ast emit a SyntaxWarning per turn into the terminal."""
     import warnings
 
-    from medgym.envs.parsing import parse_turn
+    from medgym.core.parsing import parse_turn
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
