@@ -73,6 +73,16 @@ def serve_app() -> Iterator[Callable[[Any], str]]:
         yield lambda app: stack.enter_context(uvicorn_on_loopback(app))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test reads ``MEDGYM_*`` anew (settings are otherwise read once per process)."""
+    from medgym.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def small_model() -> Any:
     """The tiny model's sizes at their smallest (about 200k weights): fast enough for tests.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -44,10 +45,15 @@ class Policy(Protocol):
 
 
 async def run_episode(policy: Policy, session: EpisodeSession) -> EpisodeSession:
-    """Drive ``session`` with ``policy`` until it terminates or is truncated."""
+    """Drive ``session`` with ``policy`` until it terminates or is truncated.
+
+    Each turn is applied on a worker thread (tools decode, crop and render there), so many
+    episodes share one event loop without blocking it, as the verl agent loop does.
+    """
     while not session.done:
         gen = await policy.generate(session)
-        session.apply_turn(
+        await asyncio.to_thread(
+            session.apply_turn,
             gen.text,
             token_ids=gen.token_ids,
             token_logprobs=gen.logprobs,

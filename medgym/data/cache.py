@@ -9,7 +9,6 @@ callers. A resolver takes the :class:`ImageRef` and returns a :class:`MedImage`.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -101,14 +100,27 @@ class ImageCache:
         return len(self._items)
 
 
-_CACHE = ImageCache(int(os.environ.get("MEDGYM_IMAGE_CACHE_SIZE", "64")))
+_CACHE: ImageCache | None = None
+_CACHE_LOCK = threading.Lock()
+
+
+def image_cache() -> ImageCache:
+    """The process-wide cache, sized by ``MEDGYM_IMAGE_CACHE_SIZE`` when first used."""
+    global _CACHE
+    if _CACHE is None:
+        with _CACHE_LOCK:
+            if _CACHE is None:
+                from medgym.settings import get_settings
+
+                _CACHE = ImageCache(get_settings().image_cache_size)
+    return _CACHE
 
 
 def load_image(ref: ImageRef) -> MedImage:
     """Decode ``ref`` (cached). Raises :class:`DatasetError` naming the file on failure."""
-    return _CACHE.get(ref)
+    return image_cache().get(ref)
 
 
 def clear_image_cache() -> None:
     """Empty the process-wide image cache."""
-    _CACHE.clear()
+    image_cache().clear()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import zlib
 from pathlib import Path
 
@@ -33,13 +32,12 @@ from medgym.data.readers.dicom import looks_like_raw_dicom, read_dicom
 from medgym.data.readers.nifti import NIFTI_SUFFIXES, is_nifti_header, read_nifti
 from medgym.data.readers.raster import read_raster
 from medgym.errors import ConfigError, DatasetError
+from medgym.settings import MAX_PIXELS, get_settings
 
 __all__ = ["MAX_PIXELS", "max_pixels", "read_image_bytes", "read_image_file"]
 
 logger = logging.getLogger(__name__)
 
-MAX_PIXELS = 2**28
-"""Default limit on decoded pixels per image (about 268 M); ``MEDGYM_MAX_PIXELS`` overrides it."""
 
 _HEAD_BYTES = 1024
 # Magic numbers, to say "truncated PNG" rather than "unrecognised" when Pillow gives up early.
@@ -61,16 +59,7 @@ def max_pixels() -> int:
     Raises:
         ConfigError: ``MEDGYM_MAX_PIXELS`` is not a positive integer.
     """
-    raw = os.environ.get("MEDGYM_MAX_PIXELS")
-    if raw is None or not raw.strip():
-        return MAX_PIXELS
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise ConfigError(f"MEDGYM_MAX_PIXELS must be a positive integer; got {raw!r}") from e
-    if value < 1:
-        raise ConfigError(f"MEDGYM_MAX_PIXELS must be a positive integer; got {raw!r}")
-    return value
+    return get_settings().max_pixels
 
 
 def read_image_file(path: Path, *, frame: int | None = None, axis: int | None = None) -> MedImage:

@@ -205,8 +205,9 @@ def default_store() -> ImageStore:
     global _DEFAULT
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
-            root = os.environ.get("MEDGYM_STORE_DIR")
-            _DEFAULT = ImageStore(Path(root) if root else None)
+            from medgym.settings import get_settings
+
+            _DEFAULT = ImageStore(get_settings().store_dir)
             logger.debug("default image store: %r", _DEFAULT)
         return _DEFAULT
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,8 +123,12 @@ class MedVQAEnv(gym.Env[Obs, str]):
         if tool_server is not None:
             from medgym.serving.client import ToolServerClient
             from medgym.serving.remote import ServerBackend
+            from medgym.settings import get_settings
 
-            self._client = ToolServerClient(tool_server, token=os.environ.get("MEDGYM_TOKEN"))
+            token = get_settings().token
+            self._client = ToolServerClient(
+                tool_server, token=token.get_secret_value() if token is not None else None
+            )
             self._backend = ServerBackend(self._client, self.profile)
 
     # ------------------------------------------------------------------ API

@@ -1,18 +1,22 @@
-"""Server settings from the environment (``MEDGYM_*``), with safe defaults."""
+"""Server settings from the environment (``MEDGYM_*``), with safe defaults.
+
+:class:`ServerSettings` extends :class:`~medgym.settings.MedgymSettings`: the token, the pixel
+limit and the store folder mean the same to the server and to every other medgym process.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from medgym.data.io import MAX_PIXELS
+from medgym.settings import MedgymSettings
 
 __all__ = ["ServerSettings"]
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(MedgymSettings):
     """How the tool server runs; every field reads ``MEDGYM_<FIELD>`` from the environment.
 
     Example:
@@ -34,20 +38,11 @@ class ServerSettings(BaseSettings):
         le=1024,
         description="OpenCV's own threads per worker (renders already run on several threads).",
     )
-    token: SecretStr | None = Field(
-        default=None, description="Bearer token every /v1 call except health must carry."
-    )
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest request body accepted (bytes)."
     )
-    max_pixels: int = Field(
-        default=MAX_PIXELS, ge=1, description="Largest decoded image accepted (pixels)."
-    )
     data_root: Path | None = Field(
         default=None, description="Folder server-side image paths must lie under; None: none."
-    )
-    store_dir: Path | None = Field(
-        default=None, description="Folder of the content-addressed image store (shared by workers)."
     )
     render_cache_size: int = Field(
         default=128, ge=0, le=65_536, description="Rendered views kept (LRU; 0 turns it off)."

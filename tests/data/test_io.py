@@ -21,6 +21,7 @@ from medgym.core.images import ImageRef, MedImage, Window
 from medgym.data import clear_image_cache, load_image
 from medgym.data.io import MAX_PIXELS, max_pixels, read_image_bytes, read_image_file
 from medgym.errors import ConfigError, DatasetError
+from medgym.settings import reload_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -182,6 +183,7 @@ def test_dicom_bytes_read_like_the_file():
 
 def test_dicom_budget_is_checked_before_decoding(monkeypatch):
     monkeypatch.setenv("MEDGYM_MAX_PIXELS", str(64 * 64 * 5))
+    reload_settings()
     with pytest.raises(DatasetError, match=r"emri_small\.dcm.*over the limit"):
         read_image_file(dicom("emri_small.dcm"))
     assert read_image_file(dicom("emri_small.dcm"), frame=0).num_slices == 1
@@ -381,12 +383,15 @@ def test_png_claiming_huge_size_is_refused_before_decoding(tmp_path, size):
 def test_pixel_limit_from_environment(tmp_path, monkeypatch):
     (tmp_path / "a.png").write_bytes(png_bytes(noise((16, 16))))
     monkeypatch.setenv("MEDGYM_MAX_PIXELS", "100")
+    reload_settings()
     assert max_pixels() == 100
     with pytest.raises(DatasetError, match=r"a\.png.*16x16.*over the limit of 100"):
         read_image_file(tmp_path / "a.png")
     monkeypatch.setenv("MEDGYM_MAX_PIXELS", "256")
+    reload_settings()
     assert read_image_file(tmp_path / "a.png").size == (16, 16)
     monkeypatch.delenv("MEDGYM_MAX_PIXELS")
+    reload_settings()
     assert max_pixels() == MAX_PIXELS == 2**28
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from medgym.data import clear_image_cache, load, load_image
 from medgym.data.store import ImageStore, set_default_store
 from medgym.errors import ConfigError, DatasetError
+from medgym.settings import reload_settings
 
 
 def image_bytes(value: int = 100, fmt: str = "PNG") -> bytes:
@@ -51,6 +52,7 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 @pytest.fixture(autouse=True)
 def private_store(monkeypatch):
     monkeypatch.delenv("MEDGYM_STORE_DIR", raising=False)
+    reload_settings()
     store = ImageStore()
     set_default_store(store)
     clear_image_cache()
@@ -127,8 +129,10 @@ def test_vqa_rad_filters_through_load(tmp_path):
 def test_vqa_rad_root_from_environment(tmp_path, monkeypatch):
     vqa_rad(tmp_path / "vqa_rad")
     monkeypatch.setenv("MEDGYM_DATA_DIR", str(tmp_path))
+    reload_settings()
     assert len(load("vqa_rad")) == 2
     monkeypatch.delenv("MEDGYM_DATA_DIR")
+    reload_settings()
     with pytest.raises(ConfigError, match="MEDGYM_DATA_DIR"):
         load("vqa_rad")
 

@@ -14,6 +14,7 @@ from medgym.core.images import ImageRef
 from medgym.data import clear_image_cache, load_image
 from medgym.data.store import ImageStore, default_store, resolve_store, set_default_store
 from medgym.errors import ConfigError, DatasetError
+from medgym.settings import reload_settings
 
 
 def png(value: int, size: tuple[int, int] = (8, 6)) -> bytes:
@@ -26,6 +27,7 @@ def png(value: int, size: tuple[int, int] = (8, 6)) -> bytes:
 def fresh_default(monkeypatch):
     """Each test gets its own default store; the process default is restored afterwards."""
     monkeypatch.delenv("MEDGYM_STORE_DIR", raising=False)
+    reload_settings()
     set_default_store(None)
     clear_image_cache()
     yield
@@ -107,6 +109,7 @@ def test_put_file_keeps_double_suffix(tmp_path):
 
 def test_default_store_from_environment(tmp_path, monkeypatch, fresh_default):
     monkeypatch.setenv("MEDGYM_STORE_DIR", str(tmp_path / "env-store"))
+    reload_settings()
     set_default_store(None)
     store = default_store()
     assert store.root == tmp_path / "env-store" and default_store() is store

@@ -97,8 +97,10 @@ class WarmStartConfig:
 
 
 def cache_dir() -> Path:
-    """``$MEDGYM_CACHE_DIR`` or ``~/.cache/medgym``."""
-    return Path(os.environ.get("MEDGYM_CACHE_DIR") or Path.home() / ".cache" / "medgym")
+    """``$MEDGYM_CACHE_DIR`` or ``~/.cache/medgym`` (:class:`~medgym.settings.MedgymSettings`)."""
+    from medgym.settings import get_settings
+
+    return get_settings().cache_dir
 
 
 def encode_episode(processor: Any, session: Any) -> dict[str, Any]:

@@ -75,8 +75,10 @@ def resolve_root(root: Path | str | None, dataset: str, folder: str) -> Path:
         DatasetError: The folder does not exist.
     """
     if root is None:
-        base = os.environ.get("MEDGYM_DATA_DIR")
-        if not base:
+        from medgym.settings import get_settings
+
+        base = get_settings().data_dir
+        if base is None:
             raise ConfigError(
                 f"{dataset}: pass root=<folder of the downloaded release> or set MEDGYM_DATA_DIR "
                 f"(then the release is looked for in $MEDGYM_DATA_DIR/{folder})"

@@ -6,6 +6,7 @@ import pytest
 
 from medgym.agents.tiny_vlm import TinyVLMConfig, WarmStartConfig, cache_dir, warm_start
 from medgym.errors import ConfigError
+from medgym.settings import reload_settings
 
 pytest.importorskip("torch")
 
@@ -36,8 +37,10 @@ def test_key_changes_with_every_setting() -> None:
 
 def test_cache_dir_follows_env(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("MEDGYM_CACHE_DIR", str(tmp_path))
+    reload_settings()
     assert cache_dir() == tmp_path
     monkeypatch.delenv("MEDGYM_CACHE_DIR")
+    reload_settings()
     assert cache_dir().parts[-2:] == (".cache", "medgym")
 
 
