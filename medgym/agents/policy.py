@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -47,16 +48,21 @@ class Policy(Protocol):
 async def run_episode(policy: Policy, session: EpisodeSession) -> EpisodeSession:
     """Drive ``session`` with ``policy`` until it terminates or is truncated.
 
-    Each turn is applied on a worker thread (tools decode, crop and render there), so many
-    episodes share one event loop without blocking it, as the verl agent loop does.
+    When the session's backend blocks (a tool server), each turn is applied on a worker thread
+    so that many episodes share one event loop without waiting on each other's HTTP calls;
+    in-process tools (microseconds of geometry) run inline, where a thread hop would cost more.
     """
     while not session.done:
         gen = await policy.generate(session)
-        await asyncio.to_thread(
+        apply = functools.partial(
             session.apply_turn,
             gen.text,
             token_ids=gen.token_ids,
             token_logprobs=gen.logprobs,
             token_entropies=gen.entropies,
         )
+        if session.backend.blocking:
+            await asyncio.to_thread(apply)
+        else:
+            apply()
     return session

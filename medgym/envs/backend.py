@@ -24,7 +24,14 @@ __all__ = ["LOCAL", "LocalBackend", "ToolBackend"]
 
 
 class ToolBackend(Protocol):
-    """Decodes a sample's images, runs tool functions and renders views for a session."""
+    """Decodes a sample's images, runs tool functions and renders views for a session.
+
+    Attributes:
+        blocking: Whether its calls wait on I/O (a server): async drivers then apply turns on a
+            worker thread. In-process tools are microseconds of geometry and stay inline.
+    """
+
+    blocking: bool
 
     def load_images(self, sample: Sample) -> list[MedImage]:
         """The sample's images (or stand-ins with their shape, for a backend that renders)."""
@@ -41,6 +48,8 @@ class ToolBackend(Protocol):
 
 class LocalBackend:
     """Everything in process: the image cache, the tool functions as given, :func:`render`."""
+
+    blocking = False
 
     def load_images(self, sample: Sample) -> list[MedImage]:
         """Decode through the process-wide image cache."""

@@ -86,6 +86,8 @@ class ServerBackend:
         ``EpisodeSession(sample, profile=p, backend=ServerBackend(client, p))``
     """
 
+    blocking = True
+
     def __init__(self, client: ToolServerClient, profile: ModelProfile) -> None:
         self.client = client
         self.profile = profile
