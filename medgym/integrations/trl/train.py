@@ -48,7 +48,7 @@ CPU_DEFAULTS: dict[str, Any] = {
     "save_strategy": "no",
     "report_to": "none",
     "seed": 0,
-    "max_tool_calling_iterations": 2,
+    "max_tool_calling_iterations": 1,  # the tiny agent's one look (TINY_SESSION: 2 turns)
     "dataloader_num_workers": 0,
     "bf16": False,
 }
@@ -89,9 +89,21 @@ class MedGymArguments:
         default=1.0,
         metadata={"help": "Scale of the session penalties (SessionConfig.penalties x weight)."},
     )
-    max_turns: int = field(default=3, metadata={"help": "Model turns per episode."})
-    max_images: int = field(default=2, metadata={"help": "New images an episode may show."})
-    tools: str = field(default="zoom_in,crop,reground", metadata={"help": "Comma-separated tools."})
+    max_turns: int | None = field(
+        default=None,
+        metadata={
+            "help": "Model turns per episode; default: the tiny agent's budget (TINY_SESSION) "
+            "for a tiny-vlm checkpoint, else the session default (6)."
+        },
+    )
+    max_images: int | None = field(
+        default=None,
+        metadata={"help": "New images an episode may show; default as for max_turns."},
+    )
+    tools: str = field(
+        default="",
+        metadata={"help": "Comma-separated tools; empty: zoom_in,crop,reground."},
+    )
     session: str = field(
         default="",
         metadata={
@@ -111,8 +123,13 @@ class MedGymArguments:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
         self.session_config()  # a bad or unknown session key fails here, named
 
-    def session_config(self) -> SessionConfig:
+    def session_config(self, *, tiny: bool = False) -> SessionConfig:
         """The episodes' :class:`SessionConfig` (penalties scaled by ``penalty_weight``).
+
+        Args:
+            tiny: The model is a tiny-vlm checkpoint: start from the budgets it was warm-started
+                with (:data:`~medgym.agents.tiny_vlm.TINY_SESSION`), so RL plays the episodes
+                the warm start taught; fields set here still win.
 
         Raises:
             ConfigError: ``session`` is not a JSON object, or a key or value is bad.
@@ -125,13 +142,29 @@ class MedGymArguments:
                 raise ConfigError(f"--session must be a JSON object; got {self.session!r}") from e
             if not isinstance(extra, dict):
                 raise ConfigError(f"--session must be a JSON object; got {self.session!r}")
-        values = {
-            "tools": [t for t in self.tools.split(",") if t],
-            "max_turns": self.max_turns,
-            "max_images": self.max_images,
-            **extra,
-        }
+        values: dict[str, Any] = {}
+        if tiny:
+            from medgym.agents.tiny_vlm import TINY_SESSION
+
+            values.update(TINY_SESSION)
+        if self.tools.strip():
+            values["tools"] = [t.strip() for t in self.tools.split(",") if t.strip()]
+        for key in ("max_turns", "max_images"):
+            if getattr(self, key) is not None:
+                values[key] = getattr(self, key)
+        values.update(extra)
         return SessionConfig.from_dict(values).with_penalty_weight(self.penalty_weight)
+
+    def dataset_kwargs(self, *, tiny: bool = False) -> dict[str, Any]:
+        """Keyword arguments of :func:`medgym.data.load` (the tiny task for tiny-vlm)."""
+        kwargs: dict[str, Any] = {"num_samples": self.num_samples}
+        if tiny and self.dataset == "synthetic":
+            from medgym.agents.tiny_vlm import TINY_TASK
+
+            kwargs.update(TINY_TASK)
+        if self.dataset_root:
+            kwargs["root"] = self.dataset_root
+        return kwargs
 
 
 def _require_trl() -> Any:
@@ -226,11 +259,16 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     register_processor()
     processor = prepare_processor(AutoProcessor.from_pretrained(model_path))
     model = AutoModelForImageTextToText.from_pretrained(model_path)
-    kwargs: dict[str, Any] = {"num_samples": margs.num_samples}
-    if margs.dataset_root:
-        kwargs["root"] = margs.dataset_root
-    samples = list(load(margs.dataset, **kwargs))
-    session_cfg = margs.session_config()
+    tiny = profile.name == "tiny-vlm"  # the warm start's task and budgets, as it was trained
+    samples = list(load(margs.dataset, **margs.dataset_kwargs(tiny=tiny)))
+    session_cfg = margs.session_config(tiny=tiny)
+    if (gargs.max_tool_calling_iterations or 0) >= session_cfg.max_turns:
+        logger.info(
+            "max_tool_calling_iterations=%s but episodes end after %d turns: the session ends "
+            "longer rollouts",
+            gargs.max_tool_calling_iterations,
+            session_cfg.max_turns,
+        )
     options = {"embedder": margs.embedder} if margs.reward in ("label_free", "medvr", "hsr") else {}
     reward = SessionGroupReward(
         num_generations=gargs.num_generations,

@@ -42,3 +42,22 @@ def test_batch_that_splits_groups_is_refused(tmp_path) -> None:
 def test_arguments_are_validated() -> None:
     with pytest.raises(ConfigError, match="num_samples"):
         MedGymArguments(num_samples=0)
+
+
+def test_tiny_checkpoint_trains_on_the_episodes_its_warm_start_taught() -> None:
+    """The default run (tiny-vlm) uses TINY_SESSION and TINY_TASK unless a field is set."""
+    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
+    from medgym.envs.config import SessionConfig
+
+    margs = MedGymArguments()
+    assert margs.session_config(tiny=True) == SessionConfig.from_dict(TINY_SESSION)
+    assert margs.dataset_kwargs(tiny=True) == {"num_samples": 16, **TINY_TASK}
+    assert margs.session_config() == SessionConfig()  # another model: the session defaults
+    custom = MedGymArguments(max_turns=4, session='{"max_calls_per_turn": 2}', penalty_weight=2)
+    cfg = custom.session_config(tiny=True)
+    assert (cfg.max_turns, cfg.max_images, cfg.max_calls_per_turn) == (4, 1, 2)
+    assert cfg.penalties.format_error == pytest.approx(2 * SessionConfig().penalties.format_error)
+    with pytest.raises(ConfigError, match="did you mean `max_calls_per_turn`"):
+        MedGymArguments(session='{"max_calls_per_tur": 2}')
+    with pytest.raises(ConfigError, match="JSON object"):
+        MedGymArguments(session="[1, 2]")
