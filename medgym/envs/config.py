@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from medgym.errors import ConfigError, did_you_mean
 from medgym.tools import ZOOM_TOOLS, ToolConfig
 
-__all__ = ["Penalties", "SessionConfig", "check_keys", "tool_config_from"]
+__all__ = ["Penalties", "SessionConfig", "check_keys", "dataclass_from", "tool_config_from"]
+
+_D = TypeVar("_D")
 
 
 MAX_WEIGHT = 100.0
@@ -43,14 +45,7 @@ class Penalties:
     @classmethod
     def from_value(cls, value: Penalties | dict[str, float] | None) -> Penalties:
         """Build from a dict (JSON-friendly env kwargs) or pass through."""
-        if value is None:
-            return cls()
-        if isinstance(value, Penalties):
-            return value
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"penalties must be a dict of name -> float; got {value!r}")
-        check_keys(value, cls, "penalty")
-        return cls(**value)
+        return dataclass_from(cls, value, "penalties", "penalty")
 
     def scaled(self, weight: float) -> Penalties:
         """Every penalty times ``weight`` (how a trainer's ``penalty_weight`` is applied)."""
@@ -161,14 +156,24 @@ class SessionConfig:
 
 def tool_config_from(value: Mapping[str, Any] | ToolConfig | None) -> ToolConfig:
     """A :class:`ToolConfig` from a dict (unknown keys refused with the near one)."""
+    return dataclass_from(ToolConfig, value, "tool_config", "tool_config")
+
+
+def dataclass_from(cls: type[_D], value: object, name: str, key_label: str) -> _D:
+    """``cls`` from a dict of its fields, an instance passed through, or ``cls()`` for None.
+
+    Raises:
+        ConfigError: ``value`` is not a dict (``name`` must be a dict...), or has a key ``cls``
+            lacks (``unknown <key_label> key ...``, with the near one).
+    """
     if value is None:
-        return ToolConfig()
-    if isinstance(value, ToolConfig):
+        return cls()
+    if isinstance(value, cls):
         return value
     if not isinstance(value, Mapping):
-        raise ConfigError(f"tool_config must be a dict of ToolConfig fields; got {value!r}")
-    check_keys(value, ToolConfig, "tool_config")
-    return ToolConfig(**value)
+        raise ConfigError(f"{name} must be a dict of {cls.__name__} fields; got {value!r}")
+    check_keys(value, cls, key_label)
+    return cls(**value)
 
 
 def check_keys(values: Mapping[str, Any], cls: type, what: str) -> None:
