@@ -33,7 +33,6 @@ from typing import Any
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
-from verl.utils.profiler import simple_timer
 
 from medgym.agents.evr import RolloutSignal, token_values
 from medgym.core.sample import Sample
@@ -102,6 +101,32 @@ def observation_message(session: EpisodeSession, step: StepResult) -> tuple[dict
     return {"role": role, "content": content}, images
 
 
+def _own(key: str) -> bool:
+    """Whether an ``extra_fields`` key is medgym's (kept out of verl's first-turn bookkeeping)."""
+    return key.startswith(("medgym_", "_medgym_"))
+
+
+class _LastOutput:
+    """The server manager, remembering its last ``generate`` output (this episode's turn).
+
+    An agent loop is built per episode, so the last output is the turn just generated: its
+    token ids and log-probabilities exactly as the server returned them, for EVR and the
+    session, whatever verl's token merge aligned around them.
+    """
+
+    def __init__(self, manager: Any) -> None:
+        self._manager = manager
+        self.last: Any = None
+
+    async def generate(self, **kwargs: Any) -> Any:
+        """Generate through the wrapped manager and keep the output."""
+        self.last = await self._manager.generate(**kwargs)
+        return self.last
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._manager, name)
+
+
 def _plain(values: Any) -> Mapping[str, Any] | None:
     """Hydra/OmegaConf nodes as plain containers, at the edge (the core never sees them)."""
     if values is None or (isinstance(values, Mapping) and not hasattr(values, "_metadata")):
@@ -133,6 +158,8 @@ class MedgymAgentLoop(ToolAgentLoop):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._recorder = _LastOutput(self.server_manager)
+        self.server_manager = self._recorder  # type: ignore[assignment]  # same interface
         self.session_config = SessionConfig.from_dict(_plain(session_config))
         self.profile = profile
         self.tool_server_url = tool_server_url
@@ -204,44 +231,28 @@ class MedgymAgentLoop(ToolAgentLoop):
         sampling_params: dict[str, Any],
         ignore_termination: bool = False,
     ) -> AgentState:
-        """Generate one turn, score it for EVR, then apply it to the session."""
+        """Generate one turn with verl's own step, score it for EVR, apply it to the session.
+
+        verl's ``ToolAgentLoop._handle_generating_state`` does the generation and its
+        bookkeeping (tool-parser stop tokens, preemption counts, speculative-decoding counters,
+        MoE routed experts, the token merge); its tool parsing is discarded, since the session
+        parses the turn. Only medgym's own ``extra_fields`` are set aside around the call, so
+        verl sees the first turn as its first.
+        """
         session = self._session(agent_data)
         if agent_data.extra_fields.pop(HOT_KEY, False) and self.evr is not None:
             sampling_params = {**sampling_params, "temperature": self.evr.branch_temperature}
         before_turn = copy_agent_data(agent_data) if self.tree is not None else None
-        with simple_timer("generate_sequences", agent_data.metrics):
-            output = await self.server_manager.generate(
-                request_id=agent_data.request_id,
-                prompt_ids=agent_data.prompt_ids,
-                sampling_params=sampling_params,
-                image_data=agent_data.image_data,
-                video_data=agent_data.video_data,
-                mm_processor_output=agent_data.mm_processor_output,
-                audio_data=agent_data.audio_data,
-                mm_processor_kwargs=agent_data.mm_processor_kwargs,
-            )
-        preempted = output.num_preempted if output.num_preempted is not None else 0
-        agent_data.metrics["num_preempted"] = agent_data.metrics.get("num_preempted", 0) + preempted
-        # verl's staleness tags: the first turn's fields, and the latest max_global_steps
-        for key, value in output.extra_fields.items():
-            if key == "max_global_steps" or key not in agent_data.extra_fields:
-                agent_data.extra_fields[key] = value
-        agent_data.assistant_turns += 1
-        agent_data.response_ids = list(output.token_ids)
         generated_from = len(agent_data.response_mask)
-        merge, mask, logprobs = await self.ct_merge_assistant_token(
-            agent_data.prompt_ids,
-            agent_data.response_ids,
-            agent_data.response_mask,
-            agent_data.response_logprobs
-            if (agent_data.response_logprobs or output.log_probs)
-            else None,
-            assistant_logprobs=output.log_probs or None,
-        )
-        agent_data.prompt_ids = merge.token_ids
-        agent_data.response_mask = mask
-        if logprobs is not None:
-            agent_data.response_logprobs = logprobs
+        n_messages = len(agent_data.messages)
+        ours = {k: agent_data.extra_fields.pop(k) for k in list(agent_data.extra_fields) if _own(k)}
+        try:
+            await super()._handle_generating_state(agent_data, sampling_params, True)
+        finally:
+            agent_data.extra_fields.update(ours)
+        del agent_data.messages[n_messages:]  # verl's parse of the turn; the session's follows
+        agent_data.tool_calls = []
+        output = self._recorder.last
         tokenizer: Any = self.tokenizer  # verl annotates the class, not the instance
         ids = list(output.token_ids)
         if self.engine is not None and self.evr is not None:
@@ -278,6 +289,10 @@ class MedgymAgentLoop(ToolAgentLoop):
             return AgentState.TERMINATED
         if len(agent_data.response_mask) >= self.response_length:
             logger.info("response budget of %d tokens spent; ending", self.response_length)
+            return AgentState.TERMINATED
+        if self.max_assistant_turns and agent_data.assistant_turns >= self.max_assistant_turns:
+            return AgentState.TERMINATED  # verl's multi_turn caps, as ToolAgentLoop applies them
+        if self.max_user_turns and agent_data.user_turns >= self.max_user_turns:
             return AgentState.TERMINATED
         agent_data.extra_fields[STEP_KEY] = step
         return AgentState.PROCESSING_TOOLS

@@ -98,6 +98,8 @@ class ScriptedServer:
             sampling params) returning the text, for servers shared by several episodes.
         logprob: Log-probability given to every token: a constant, one value per scripted
             turn, or a function of the text; ``None`` returns no log-probabilities.
+        outputs: Other ``TokenOutput`` fields per turn (``extra_fields``, ``num_preempted``,
+            ``routed_experts``), as vLLM and SGLang servers return them; the last one repeats.
     """
 
     def __init__(
@@ -105,10 +107,12 @@ class ScriptedServer:
         tokenizer: Any,
         texts: Sequence[str] | Any,
         logprob: float | Sequence[float] | Any | None = -0.5,
+        outputs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.tokenizer = tokenizer
         self.texts = texts if callable(texts) else list(texts)
         self.logprob = logprob
+        self.outputs = [dict(o) for o in outputs]
         self.calls: list[dict[str, Any]] = []
 
     def _logprob(self, k: int, text: str) -> float | None:
@@ -140,7 +144,8 @@ class ScriptedServer:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         lp = self._logprob(k, text)
         logps = None if lp is None else [lp] * len(ids)
-        return TokenOutput(token_ids=ids, log_probs=logps, stop_reason="completed")
+        more = self.outputs[min(k, len(self.outputs) - 1)] if self.outputs else {}
+        return TokenOutput(token_ids=ids, log_probs=logps, stop_reason="completed", **more)
 
 
 class ModelServer:

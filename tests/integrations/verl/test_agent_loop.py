@@ -195,3 +195,54 @@ def test_tools_on_a_tool_server_give_the_in_process_episode(
     assert remote.response_ids == local.response_ids
     images = [np.asarray(o.multi_modal_data["images"][1]) for o in (local, remote)]
     assert np.array_equal(*images)
+
+
+def test_verl_bookkeeping_of_every_turn_is_kept(
+    tiny_processor: Any, samples: list[Sample], episode: Any
+) -> None:
+    """verl's own generation step runs: staleness tags of the first turn, the latest
+    max_global_steps, speculative-decoding counters summed over turns, preemptions, MoE
+    routed experts (a copy of verl's private method had dropped the last three)."""
+    outputs = [
+        {"extra_fields": {"global_steps": 7, "min_global_steps": 7, "max_global_steps": 7,
+                          "spec_num_draft_tokens": 3}, "num_preempted": 1,
+         "routed_experts": [[1]] * 64},
+        {"extra_fields": {"global_steps": 9, "max_global_steps": 9, "spec_num_draft_tokens": 4},
+         "num_preempted": 2, "routed_experts": [[2]] * 64},
+    ]  # fmt: skip
+    server = ScriptedServer(tiny_processor.tokenizer, [ZOOM, "<answer>left</answer>"],
+                            outputs=outputs)  # fmt: skip
+    out, _ = episode([], server=server)
+    extra = out.extra_fields
+    assert extra["global_steps"] == 7 and extra["min_global_steps"] == 7  # the first turn's
+    assert extra["max_global_steps"] == 9  # the latest
+    assert extra["spec_num_draft_tokens"] == 7  # summed
+    assert out.metrics.num_preempted == 3
+    assert out.routed_experts is not None and out.routed_experts[0] == [2]  # the last turn's
+    traj = Trajectory.model_validate_json(extra[TRAJECTORY_KEY])
+    assert traj.answer == "left" and len(traj.turns) == 2
+
+
+def test_verl_multi_turn_caps_end_the_episode(
+    tiny_processor: Any,
+    samples: list[Sample],
+    episode: Any,
+    verl_config: Any,
+    make_loop: Any,
+    row_kwargs: Any,
+) -> None:
+    """rollout.multi_turn.max_assistant_turns caps episodes, as in verl's ToolAgentLoop."""
+    from medgym.integrations.verl.testing import agent_loop_kwargs
+
+    cfg = verl_config()
+    cfg.actor_rollout_ref.rollout.multi_turn.max_assistant_turns = 1
+    server = ScriptedServer(tiny_processor.tokenizer, [ZOOM, "<answer>left</answer>"])
+
+    async def go() -> Any:
+        loop = MedgymAgentLoop(server_manager=server, **agent_loop_kwargs(cfg, tiny_processor))
+        return await loop.run({"temperature": 1.0}, **row_kwargs(samples[0]))
+
+    out = asyncio.run(go())
+    assert len(server.calls) == 1
+    traj = Trajectory.model_validate_json(out.extra_fields[TRAJECTORY_KEY])
+    assert len(traj.turns) == 1 and traj.answer is None
