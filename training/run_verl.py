@@ -12,6 +12,7 @@ Examples::
 
     python training/run_verl.py --dry-run
     python training/run_verl.py --dry-run --config grpo_qwen2_5_vl_7b_evr
+    python training/run_verl.py --smoke [--dry-run] [--out runs/gpu_smoke]   # gpu_smoke.sh
     python training/run_verl.py --config grpo_qwen2_5_vl_7b medgym.dataset=vqa_rad \\
         medgym.dataset_kwargs.root=/data/vqa_rad trainer.n_gpus_per_node=8
 """
@@ -215,11 +216,53 @@ def train(cfg: Any) -> None:
     run_ppo(cfg, task_runner_class=TaskRunnerV1)
 
 
+def smoke(overrides: Sequence[str], out: Path, *, dry: bool) -> dict[str, Any]:
+    """The first-run smoke: build the smoke model, train 3 GRPO steps, write ``smoke.json``.
+
+    ``dry``: everything up to the first GPU call (model build, data, config, the dry run).
+    """
+    import json
+    import os
+    import time
+
+    from medgym.integrations.verl.smoke import build_smoke_model, smoke_report
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [
+        f"actor_rollout_ref.model.path={out / 'model'}",
+        f"medgym.data_dir={out / 'data'}",
+        f"medgym.metrics_dir={out / 'medgym_metrics'}",
+        f"trainer.default_local_dir={out / 'checkpoints'}",
+    ]
+    cfg = compose("grpo_smoke", [*paths, *overrides])
+    start = time.perf_counter()
+    build_smoke_model(out / "model")
+    if dry:
+        report: dict[str, Any] = {"ok": True, "dry_run": dry_run(cfg), "steps": []}
+    else:
+        log = out / "verl_metrics.jsonl"
+        os.environ["VERL_FILE_LOGGER_PATH"] = str(log)
+        train(cfg)
+        report = smoke_report(log, out / "medgym_metrics")
+    report["seconds"] = time.perf_counter() - start
+    (out / "smoke.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    for row in report["steps"]:
+        logger.info("smoke step %s", row)
+    logger.info("smoke %s in %.0f s: %s", "ok" if report["ok"] else "FAILED",
+                report["seconds"], out / "smoke.json")  # fmt: skip
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Command line entry point (see the module docstring)."""
     p = argparse.ArgumentParser(description="train a medgym agent with verl")
     p.add_argument("--config", default="grpo_qwen2_5_vl_7b", choices=shipped_configs())
     p.add_argument("--dry-run", action="store_true", help="CPU checks only, no training")
+    p.add_argument(
+        "--smoke", action="store_true", help="the first-run GPU smoke (grpo_smoke, smoke.json)"
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/gpu_smoke"), help="--smoke's folder")
     p.add_argument(
         "--episodes", type=int, default=4, help="rollout.n of the --dry-run group (its leaves)"
     )
@@ -231,6 +274,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
 
     from medgym.errors import ConfigError
 
+    if a.smoke:
+        try:
+            report = smoke(a.overrides, a.out, dry=a.dry_run)
+        except ConfigError as e:
+            raise SystemExit(f"run_verl.py --smoke: {e}") from e
+        if not report["ok"]:
+            raise SystemExit(f"run_verl.py --smoke: the run failed; see {a.out / 'smoke.json'}")
+        return report
     try:
         cfg = compose(a.config, a.overrides)
     except (HydraException, OmegaConfBaseException) as e:

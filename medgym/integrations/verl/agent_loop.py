@@ -75,7 +75,6 @@ STEP_KEY = "_medgym_step"
 #: ``extra_fields`` key of the answer reground mode withheld (internal).
 _REJECTED_KEY = "_medgym_rejected"
 _INTERNAL = (STEP_KEY, SIGNAL_KEY, HOT_KEY, _REJECTED_KEY)
-_WARNED_NO_LOGPROBS: set[Any] = set()
 
 
 def observation_message(session: EpisodeSession, step: StepResult) -> tuple[dict[str, Any], list]:
@@ -304,14 +303,14 @@ class MedgymAgentLoop(ToolAgentLoop):
         counters = agent_data.extra_fields.setdefault(EVR_KEY, new_counters())
         signal = agent_data.extra_fields.setdefault(SIGNAL_KEY, RolloutSignal())
         before = signal.copy()
-        if token_values(gen, self.evr.source) is not None:
-            counters["turns_scored"] += 1
-        elif self.evr not in _WARNED_NO_LOGPROBS:
-            _WARNED_NO_LOGPROBS.add(self.evr)  # once per process and config, not every turn
-            logger.warning(
-                "EVR is on but the server returned no log-probabilities, so it cannot fire; set "
-                "actor_rollout_ref.rollout.calculate_log_probs=true"
+        if token_values(gen, self.evr.source) is None:
+            raise ConfigError(
+                f"EVR ({self.evr.mode}) scores the log-probabilities of decision tokens, but the "
+                "server returned none for this turn; set "
+                "actor_rollout_ref.rollout.calculate_log_probs=true (vLLM and SGLang then return "
+                "the sampled token's log-probability) or turn EVR off"
             )
+        counters["turns_scored"] += 1
         fired = self.engine.score(signal, gen)
         counters["fires"] += fired
         return fired, before

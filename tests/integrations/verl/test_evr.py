@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import numpy as np
@@ -101,19 +100,14 @@ def test_reground_that_would_overflow_the_response_budget_lets_the_answer_stand(
     assert all(out.response_mask)
 
 
-def test_without_logprobs_evr_never_fires_and_says_why(
-    tiny_processor: Any,
-    make_loop: Any,
-    row_kwargs: Any,
-    samples: list[Sample],
-    caplog: pytest.LogCaptureFixture,
+def test_without_logprobs_evr_refuses_with_the_setting_to_change(
+    tiny_processor: Any, make_loop: Any, row_kwargs: Any, samples: list[Sample]
 ) -> None:
+    """A server that returns no log-probabilities cannot drive EVR: the episode fails, named."""
     server = ScriptedServer(tiny_processor.tokenizer, ["<answer>right</answer>"], logprob=None)
-    with caplog.at_level(logging.WARNING):
-        out = _run(make_loop, row_kwargs, samples[0], server, evr={"mode": "reground", **EVR})
+    with pytest.raises(ConfigError, match="calculate_log_probs=true"):
+        _run(make_loop, row_kwargs, samples[0], server, evr={"mode": "reground", **EVR})
     assert len(server.calls) == 1
-    assert out.extra_fields[EVR_KEY]["turns_scored"] == 0
-    assert "calculate_log_probs" in caplog.text
 
 
 @pytest.mark.parametrize(

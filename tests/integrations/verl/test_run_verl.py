@@ -110,3 +110,32 @@ def test_evr_without_logprobs_is_a_clear_exit(run_verl: ModuleType) -> None:
                 "actor_rollout_ref.rollout.calculate_log_probs=false",
             ]
         )
+
+
+def test_gpu_smoke_dry_run_passes_on_cpu(tmp_path: Path) -> None:
+    """`training/gpu_smoke.sh --dry-run`, as written: the smoke model builds, the smoke config
+    validates, and one group runs through the medgym TQ worker with EVR reground. (It caught a
+    prompt of 1,589 tokens against the first smoke config's prompt_length of 1,024.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHON": sys.executable}
+    cmd = ["bash", str(REPO / "training" / "gpu_smoke.sh"), "--dry-run", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "smoke.json").read_text())
+    assert report["ok"] and report["dry_run"]["agent_loop"] == "medgym_agent_reground"
+    assert report["dry_run"]["episodes"] == 4
+    assert (tmp_path / "model" / "config.json").is_file()
+
+
+def test_gpu_smoke_refuses_unknown_options() -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        ["bash", str(REPO / "training" / "gpu_smoke.sh"), "--dryrun"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "unknown option --dryrun" in proc.stderr
