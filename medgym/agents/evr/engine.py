@@ -16,6 +16,7 @@ as an injected assistant message, a look-again instruction is injected, and the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from medgym.agents.evr.budget import LeafBudget
 from medgym.agents.evr.config import EVRConfig
 from medgym.agents.evr.signal import RolloutSignal, Threshold, turn_signal
 from medgym.agents.evr.stats import EVRStats
+from medgym.agents.evr.tree import BatchedPolicy, BranchTree
 from medgym.agents.policy import Generation, Policy
 from medgym.core.answers import resolve_option
 from medgym.core.parsing import parse_turn
@@ -55,6 +57,18 @@ def _apply(session: EpisodeSession, gen: Generation) -> None:
         gen.text, token_ids=gen.token_ids, token_logprobs=gen.logprobs,
         token_entropies=gen.entropies,
     )  # fmt: skip
+
+
+def _fork(
+    session: EpisodeSession,
+    signal: RolloutSignal,
+    j: int,
+    pairs: list[tuple[EpisodeSession, EpisodeSession]],
+) -> _Node:
+    """Fork ``j`` of ``session`` before its turn: a hot node with the pre-turn signal."""
+    child = session.fork(trajectory_id=f"{session.trajectory_id}.b{len(session.turns)}-{j}")
+    pairs.append((child, session))
+    return _Node(child, signal.copy(), hot=True)
 
 
 @dataclass
@@ -128,50 +142,47 @@ class EVREngine:
     ) -> list[EpisodeSession]:
         """Roll out a tree for ``sample``; returns exactly ``leaf_budget`` finished leaves.
 
+        The tree is :class:`~medgym.agents.evr.tree.BranchTree`, the scheduler verl's TQ worker
+        runs too; each leaf is an episode task, and concurrent turns share one batched call
+        (:class:`~medgym.agents.evr.tree.BatchedPolicy`).
+
         Args:
             sample: The question.
             policy: The policy.
             new_session: ``(sample, k) -> session`` for root ``k``.
+
+        Returns:
+            The leaves, in leaf order.
         """
         cfg = self.config
-        hot_policy = self._hot_policy(policy)
-        budget = LeafBudget(
-            cfg.leaf_budget, initial_rollouts=cfg.initial_rollouts, num_branches=cfg.num_branches
-        )
-        leaves: list[EpisodeSession] = []
-        pairs: list[tuple[EpisodeSession, EpisodeSession]] = []  # (fork, rollout it left)
-        active: list[_Node] = []
-        while active or budget.left:
-            if not active:
-                active = [_Node(new_session(sample, k)) for k in budget.wave()]
-            cold = [n for n in active if not n.hot]
-            hot = [n for n in active if n.hot]
-            gens_cold, gens_hot = await asyncio.gather(
-                generate_many(policy, [n.session for n in cold]),
-                generate_many(hot_policy, [n.session for n in hot]),
+        cold_policy = BatchedPolicy(policy)
+        hot_policy = BatchedPolicy(self._hot_policy(policy))
+        tree = BranchTree(
+            LeafBudget(
+                cfg.leaf_budget, initial_rollouts=cfg.initial_rollouts,
+                num_branches=cfg.num_branches,
             )
-            nxt: list[_Node] = []
-            for node, gen in zip(cold + hot, gens_cold + gens_hot, strict=True):
+        )  # fmt: skip
+        pairs: list[tuple[EpisodeSession, EpisodeSession]] = []  # (fork, rollout it left)
+
+        async def run_leaf(leaf_id: int, snapshot: _Node | None, tree: BranchTree) -> Any:
+            node = snapshot if snapshot is not None else _Node(new_session(sample, leaf_id))
+            while not node.session.done:
+                gen = await (hot_policy if node.hot else cold_policy).generate(node.session)
                 before = node.signal.copy()
-                fired = self.score(node.signal, gen)
-                for j, _ in enumerate(budget.fork() if fired else ()):
-                    s = node.session
-                    fork = s.fork(trajectory_id=f"{s.trajectory_id}.b{len(s.turns)}-{j}")
-                    nxt.append(_Node(fork, before.copy(), hot=True))
-                    pairs.append((fork, s))
-                    self.stats.branches += 1
+                if self.score(node.signal, gen):  # forks start now, from the pre-turn state
+                    make = functools.partial(_fork, node.session, before, pairs=pairs)
+                    self.stats.branches += tree.branch(make)
                 node.hot = False
                 _apply(node.session, gen)
-                if node.session.done:
-                    leaves.append(node.session)
-                else:
-                    nxt.append(node)
-            active = nxt
-        for fork, origin in pairs:
+            return node.session
+
+        leaves = await asyncio.gather(*(tree.leaf(i, run_leaf) for i in range(cfg.leaf_budget)))
+        for child, origin in pairs:
             self.stats.record_flip(
-                origin.answer, fork.answer, fork.reward_parts.get("accuracy", 0.0)
+                origin.answer, child.answer, child.reward_parts.get("accuracy", 0.0)
             )
-        return leaves
+        return list(leaves)
 
     # ------------------------------------------------------------------ reground mode
     async def reground(self, policy: Policy, session: EpisodeSession) -> EpisodeSession:

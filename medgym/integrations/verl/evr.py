@@ -20,15 +20,15 @@ process (:func:`engine_for`), shared by every episode of that Ray worker.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from medgym.agents.entropy import TokenGeneration
-from medgym.agents.evr import EVRConfig, EVREngine, LeafBudget
+from medgym.agents.evr import EVRConfig, EVREngine
+from medgym.agents.evr.tree import BranchTree
 from medgym.errors import ConfigError
 
 __all__ = [
@@ -134,95 +134,3 @@ def check_rollout_config(rollout: Any, evr: EVRConfig | None) -> None:
         raise ConfigError(
             f"EVR branch mode grows a tree of rollout.n leaves; need n >= 2, got {rollout.n}"
         )
-
-
-RunLeaf = Callable[[int, Any, "BranchTree"], Awaitable[Any]]
-
-
-class BranchTree:
-    """The leaves of one uid in branch mode, grown while the episodes run.
-
-    verl's worker starts n sessions per uid; in branch mode each session ``i`` awaits
-    :meth:`leaf` ``(i)`` instead of running an episode. The first call starts the tree: a wave
-    of roots; an episode whose turn fires calls :meth:`branch`, which starts forks from the
-    pre-turn state (each a new episode); when no episode runs and leaves are left, the next
-    wave starts. So exactly n episodes finish, one per session. One failure fails every
-    leaf (verl then drops the uid) and cancels the episodes still running.
-
-    Args:
-        budget: The tree's leaf budget (``leaves`` = verl's n).
-    """
-
-    def __init__(self, budget: LeafBudget) -> None:
-        self.budget = budget
-        self._loop = asyncio.get_running_loop()
-        self._results: list[asyncio.Future[Any]] = [
-            self._loop.create_future() for _ in range(budget.leaves)
-        ]
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._run_leaf: RunLeaf | None = None
-        self._running = 0
-        self.failed = False
-
-    async def leaf(self, index: int, run_leaf: RunLeaf) -> Any:
-        """Leaf ``index``'s finished output; the first call starts the tree with ``run_leaf``.
-
-        Args:
-            index: The session id (0 .. n-1).
-            run_leaf: ``(leaf_id, snapshot_or_None, tree) -> output``: runs one episode, a root
-                when the snapshot is ``None``, else a fork resumed from it.
-        """
-        if not 0 <= index < self.budget.leaves:
-            raise ConfigError(f"leaf {index} outside the tree's {self.budget.leaves} leaves")
-        if self._run_leaf is None:
-            self._run_leaf = run_leaf
-            self._wave()
-        return await self._results[index]
-
-    def branch(self, make_fork: Callable[[int], Any]) -> int:
-        """Start the forks one firing may create; ``make_fork(j)`` builds fork ``j``'s state.
-
-        Returns:
-            How many forks were started (0 once the budget is spent).
-        """
-        ids = list(self.budget.fork()) if not self.failed else []
-        for j, leaf_id in enumerate(ids):
-            self._start(leaf_id, make_fork(j))
-        return len(ids)
-
-    def _wave(self) -> None:
-        for leaf_id in self.budget.wave():
-            self._start(leaf_id, None)
-
-    def _start(self, leaf_id: int, snapshot: Any) -> None:
-        self._running += 1
-        task = self._loop.create_task(self._episode(leaf_id, snapshot))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _episode(self, leaf_id: int, snapshot: Any) -> None:
-        if self._run_leaf is None:
-            raise ConfigError("BranchTree started without run_leaf")
-        try:
-            output = await self._run_leaf(leaf_id, snapshot, self)
-        except BaseException as e:  # cancellation included: any failure drops the whole group
-            self._fail(e if isinstance(e, Exception) else RuntimeError(f"episode ended: {e!r}"))
-            return
-        finally:
-            self._running -= 1
-        if not self._results[leaf_id].done():
-            self._results[leaf_id].set_result(output)
-        if self._running == 0 and self.budget.left and not self.failed:
-            self._wave()
-
-    def _fail(self, error: BaseException) -> None:
-        if self.failed:
-            return
-        self.failed = True
-        logger.error("branch tree failed: %r; the group is dropped", error)
-        for fut in self._results:
-            if not fut.done():
-                fut.set_exception(error)
-        for task in list(self._tasks):
-            if task is not asyncio.current_task():
-                task.cancel()

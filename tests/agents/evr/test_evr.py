@@ -265,3 +265,56 @@ def test_leaf_budget_rejects_impossible_trees(args: tuple[int, int, int]) -> Non
 
     with pytest.raises(ConfigError, match="LeafBudget needs"):
         LeafBudget(args[0], initial_rollouts=args[1], num_branches=args[2])
+
+
+class BatchTracePolicy(TracePolicy):
+    """A TracePolicy with a batched call that records the size of every batch."""
+
+    def __init__(self, trace: list[float]) -> None:
+        super().__init__(trace)
+        self.batches: list[int] = []
+
+    async def generate_batch(self, sessions: list[EpisodeSession]) -> list[TokenGeneration]:
+        self.batches.append(len(sessions))
+        return [await self.generate(s) for s in sessions]
+
+
+def test_in_process_tree_runs_the_shared_scheduler_with_batched_turns(sample, monkeypatch) -> None:
+    """EVREngine.tree and verl's TQ worker grow trees with the same BranchTree; the tree's
+    concurrent episodes still share one batched generation call per step."""
+    from medgym.agents.evr import tree as tree_module
+
+    started: list[int] = []
+    real = tree_module.BranchTree.leaf
+
+    async def spy(self, index, run_leaf):  # type: ignore[no-untyped-def]
+        started.append(index)
+        return await real(self, index, run_leaf)
+
+    monkeypatch.setattr(tree_module.BranchTree, "leaf", spy)
+    cfg = EVRConfig(mode="branch", threshold_kind="absolute", threshold=100.0, leaf_budget=4,
+                    initial_rollouts=4)  # fmt: skip
+    policy = BatchTracePolicy([0.0])
+    leaves = asyncio.run(EVREngine(cfg).tree(sample, policy, _factory))
+    assert sorted(started) == [0, 1, 2, 3] and len(leaves) == 4
+    assert [s.trajectory_id for s in leaves] == [f"{sample.id}#{k}" for k in range(4)]
+    assert policy.batches == [4, 4]  # two turns, each one call for the four roots
+
+
+def test_batched_policy_hands_a_failure_to_every_waiting_episode(sample) -> None:
+    from medgym.agents.evr.tree import BatchedPolicy
+
+    class Broken:
+        name = "broken"
+
+        async def generate_batch(self, sessions):  # type: ignore[no-untyped-def]
+            raise RuntimeError("server down")
+
+    async def go() -> list[object]:
+        batched = BatchedPolicy(Broken())  # type: ignore[arg-type]
+        sessions = [_factory(sample, k) for k in range(3)]
+        return await asyncio.gather(*(batched.generate(s) for s in sessions),
+                                    return_exceptions=True)  # fmt: skip
+
+    results = asyncio.run(go())
+    assert all(isinstance(r, RuntimeError) and "server down" in str(r) for r in results)
