@@ -50,7 +50,10 @@ class MedgymSettings(BaseSettings):
         default=MAX_PIXELS, ge=1, description="Largest decoded image accepted (pixels)."
     )
     image_cache_size: int = Field(
-        default=64, ge=0, le=1_000_000, description="Decoded images kept per process (LRU)."
+        default=64, ge=1, le=1_000_000, description="Decoded images kept per process (LRU)."
+    )
+    image_cache_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="Decoded image bytes kept per process (LRU)."
     )
     token: SecretStr | None = Field(
         default=None,

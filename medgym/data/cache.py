@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from medgym.core.images import ImageRef, MedImage
-from medgym.errors import ConfigError, DatasetError, did_you_mean
+from medgym.core.lru import ByteLRU
+from medgym.errors import DatasetError, did_you_mean
 
 __all__ = ["SCHEMES", "ImageCache", "clear_image_cache", "load_image", "register_scheme"]
 
@@ -59,45 +59,49 @@ def _decode(ref: ImageRef) -> MedImage:
 
 
 class ImageCache:
-    """A bounded LRU of decoded images, safe to share between threads.
+    """A bounded LRU of decoded images (by count and by bytes), safe to share between threads.
 
     Args:
         maxsize: Most images kept; the least recently used is dropped first.
+        max_bytes: Most pixel bytes kept (``MEDGYM_IMAGE_CACHE_BYTES``); an image larger than
+            this is decoded for its caller and not kept.
     """
 
-    def __init__(self, maxsize: int = 64) -> None:
-        if maxsize < 1:
-            raise ConfigError(f"image cache maxsize must be >= 1; got {maxsize}")
+    def __init__(self, maxsize: int = 64, max_bytes: int = 2**31) -> None:
         self.maxsize = maxsize
-        self._items: OrderedDict[ImageRef, MedImage] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._lru: ByteLRU[ImageRef, MedImage] = ByteLRU(
+            maxsize, max_bytes, nbytes=lambda im: int(im.pixels.nbytes)
+        )
+
+    @property
+    def hits(self) -> int:
+        """Lookups answered from the cache."""
+        return self._lru.hits
+
+    @property
+    def misses(self) -> int:
+        """Lookups that decoded."""
+        return self._lru.misses
+
+    @property
+    def bytes(self) -> int:
+        """Pixel bytes held now."""
+        return self._lru.bytes
 
     def get(self, ref: ImageRef) -> MedImage:
         """Return the decoded image for ``ref``, decoding it on a miss."""
-        with self._lock:
-            img = self._items.get(ref)
-            if img is not None:
-                self._items.move_to_end(ref)
-                self.hits += 1
-                return img
-        img = _decode(ref)  # outside the lock: decoding can take a while
-        with self._lock:
-            self.misses += 1
-            self._items[ref] = img
-            self._items.move_to_end(ref)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+        img = self._lru.get(ref)
+        if img is None:
+            img = _decode(ref)  # outside any lock: decoding can take a while
+            self._lru.put(ref, img)
         return img
 
     def clear(self) -> None:
         """Drop every cached image."""
-        with self._lock:
-            self._items.clear()
+        self._lru.clear()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
 
 _CACHE: ImageCache | None = None
@@ -112,7 +116,8 @@ def image_cache() -> ImageCache:
             if _CACHE is None:
                 from medgym.settings import get_settings
 
-                _CACHE = ImageCache(get_settings().image_cache_size)
+                settings = get_settings()
+                _CACHE = ImageCache(settings.image_cache_size, settings.image_cache_bytes)
     return _CACHE
 
 

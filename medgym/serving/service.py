@@ -17,15 +17,14 @@ import base64
 import functools
 import io
 import logging
-import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medgym.core.images import ImageRef, MedImage
+from medgym.core.lru import ByteLRU
 from medgym.core.sample import Sample
 from medgym.core.view import ViewSpec, render_native
 from medgym.data.cache import load_image
@@ -90,8 +89,10 @@ class ToolService:
         self.settings = settings
         self.store = store
         self.data_root = settings.data_root.resolve() if settings.data_root else None
-        self._rendered: OrderedDict[tuple[ImageRef, ViewSpec], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._rendered: ByteLRU[tuple[ImageRef, ViewSpec], np.ndarray] = ByteLRU(
+            max(1, settings.render_cache_size), settings.render_cache_bytes,
+            nbytes=lambda a: int(a.nbytes),
+        )  # fmt: skip
         # Refs already checked and decoded, to the image; weak, so the image cache
         # (medgym.data.cache) alone decides what stays in memory.
         self._checked: weakref.WeakValueDictionary[ImageRef, MedImage] = (
@@ -246,12 +247,7 @@ class ToolService:
         """The view's pixels if the rendered-view LRU has them, else ``None`` (no rendering)."""
         if self.settings.render_cache_size == 0:
             return None
-        key = _render_key(ref, view)
-        with self._lock:
-            hit = self._rendered.get(key)
-            if hit is not None:
-                self._rendered.move_to_end(key)
-            return hit
+        return self._rendered.get(_render_key(ref, view))
 
     def render_loaded(self, ref: ImageRef, image: MedImage, view: ViewSpec) -> np.ndarray:
         """Render ``view`` of an already loaded image, through the rendered-view LRU.
@@ -260,8 +256,7 @@ class ToolService:
             A read-only ``(height, width, 1)`` (grayscale image) or ``(height, width, 3)`` uint8
             array: :func:`~medgym.core.view.render_native`, a third of the memory for gray.
         """
-        size = self.settings.render_cache_size
-        if size == 0:
+        if self.settings.render_cache_size == 0:
             pixels = render_native(image, view)
             pixels.setflags(write=False)
             return pixels
@@ -270,10 +265,7 @@ class ToolService:
             return hit
         pixels = render_native(image, view)
         pixels.setflags(write=False)
-        with self._lock:
-            self._rendered[_render_key(ref, view)] = pixels
-            while len(self._rendered) > size:
-                self._rendered.popitem(last=False)
+        self._rendered.put(_render_key(ref, view), pixels)
         return pixels
 
     # ------------------------------------------------------------------ turns

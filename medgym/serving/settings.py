@@ -47,6 +47,9 @@ class ServerSettings(MedgymSettings):
     render_cache_size: int = Field(
         default=128, ge=0, le=65_536, description="Rendered views kept (LRU; 0 turns it off)."
     )
+    render_cache_bytes: int = Field(
+        default=256 * 1024**2, ge=0, description="Rendered view bytes kept (LRU)."
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty turns CORS off."
     )

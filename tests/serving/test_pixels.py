@@ -112,3 +112,18 @@ def test_opencv_threads_follow_the_setting_while_serving(settings: ServerSetting
     with TestClient(app):
         assert cv2.getNumThreads() == 1
     assert cv2.getNumThreads() == before
+
+
+def test_rendered_views_are_bounded_in_bytes(settings: ServerSettings, sample: Sample) -> None:
+    """Large out_size renders (D3): the rendered-view cache stays under render_cache_bytes."""
+    budget = 3 * 1024 * 1024
+    app = create_app(ServerSettings(**{**settings.model_dump(), "render_cache_bytes": budget}))
+    ref = sample.images[0].model_dump(mode="json")
+    image = load_image(sample.images[0])
+    with TestClient(app) as c:
+        for k in range(6):
+            view = {"bbox_px": [k, 0, image.width - k, image.height], "out_size": [1024, 1024]}
+            r = c.post("/v1/render", json={"images": [ref], "view": view}, headers=RAW)
+            assert r.status_code == 200, r.text
+        cache = app.state.service._rendered
+        assert 0 < cache.bytes <= budget and len(cache) < 6
