@@ -36,6 +36,7 @@ from medgym.data.store import ImageStore, default_store
 from medgym.errors import ConfigError, DatasetError, MedGymError, ToolError
 from medgym.serving.body import parse_body
 from medgym.serving.encoding import MEDIA_TYPES, pixel_body
+from medgym.serving.errors import UnexpectedErrorMiddleware
 from medgym.serving.hot import HotHandler, HotPathMiddleware
 from medgym.serving.schemas import (
     ErrorBody,
@@ -161,13 +162,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             raise TypeError(f"no error answer for {type(exc).__name__}")
         return answer
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal server error (logged on the server)", "InternalError")
-
     for cls in (MedGymError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(cls, known)
-    app.add_exception_handler(Exception, unexpected)
+    # anything else ends in UnexpectedErrorMiddleware (outermost): one bounded log, a bare 500
+    # with Connection: close, and no second traceback from Starlette and uvicorn
 
 
 def _make_store(settings: ServerSettings) -> ImageStore:
@@ -177,19 +175,20 @@ def _make_store(settings: ServerSettings) -> ImageStore:
 
 
 def _add_middleware(app: FastAPI, settings: ServerSettings, hot: dict[str, HotHandler]) -> None:
-    """Innermost first: the hot path, the body limit, the token, then CORS (outermost)."""
+    """Innermost first: the hot path, the body limit, the token, CORS, the 500 catcher."""
     app.add_middleware(HotPathMiddleware, handlers=hot, on_error=_error_response)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     token = settings.token.get_secret_value() if settings.token else None
     if token is not None:
         app.add_middleware(BearerTokenMiddleware, token=token, open_paths=_OPEN_PATHS)
-    if settings.cors_origins:  # outermost: preflights need no token
+    if settings.cors_origins:  # preflights need no token
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )  # fmt: skip
+    app.add_middleware(UnexpectedErrorMiddleware)  # outermost of ours
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:

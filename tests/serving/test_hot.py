@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,6 +85,29 @@ def test_an_unexpected_failure_is_a_bare_500(
     assert r.json() == {"detail": "internal server error (logged on the server)",
                         "error": "InternalError"}  # fmt: skip
     assert "secret" not in r.text
+    assert r.headers["connection"] == "close"  # a pooled client must not reuse the connection
+
+
+def test_an_unexpected_failure_is_logged_once_and_bounded(
+    settings: ServerSettings,
+    sample: Sample,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 18 D7: a 10 MB string in an exception was logged twice with its traceback."""
+    app = create_app(settings)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("cannot open " + "p" * 10_000_000)
+
+    monkeypatch.setattr(app.state.service, "run_tool", broken)
+    call = _requests(sample)[0][1]
+    with caplog.at_level(logging.ERROR), TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/tools/call", json=call)
+    assert r.status_code == 500
+    records = [rec for rec in caplog.records if "unexpected error" in rec.getMessage()]
+    assert len(records) == 1
+    assert len(records[0].getMessage()) < 50_000 and "more chars" in records[0].getMessage()
 
 
 def test_a_large_chunked_body_is_refused_on_the_hot_path(settings: ServerSettings) -> None:
