@@ -52,6 +52,7 @@ from medgym.serving.schemas import (
 from medgym.serving.security import BearerTokenMiddleware, BodyLimitMiddleware, BodyTooLargeError
 from medgym.serving.service import AccessError, ToolService, encoded_image
 from medgym.serving.settings import ServerSettings
+from medgym.serving.work import ServerBusy, WorkQueue
 from medgym.tools import TOOLS
 
 __all__ = ["create_app"]
@@ -68,9 +69,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "Path outside the data root"),
         (413, "Body too large"),
         (422, "Tool error or invalid request; `detail` is the message the model would see"),
+        (503, "Busy: every worker taken and the waiting line full; retry after `Retry-After` s"),
     )
 }
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (ServerBusy, 503),
     (AccessError, 403),
     (ToolError, 422),
     (ConfigError, 422),
@@ -142,7 +145,8 @@ def _error_response(exc: Exception) -> Response | None:
     """
     if isinstance(exc, MedGymError):
         code = next(c for cls, c in _STATUS if isinstance(exc, cls))
-        return _error(code, str(exc), type(exc).__name__)
+        headers = {"retry-after": str(ServerBusy.retry_after)} if code == 503 else None
+        return _error(code, str(exc), type(exc).__name__, headers)
     if isinstance(exc, RequestValidationError):
         return _error(422, _describe_validation(exc), "ValidationError")
     if isinstance(exc, StarletteHTTPException):
@@ -208,6 +212,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
         set_default_store(store)
     service = ToolService(settings, store)
+    heavy = WorkQueue("decoding", min(settings.heavy_threads, settings.threads),
+                      settings.max_queued)  # fmt: skip
+    light = WorkQueue("rendering", settings.threads, settings.max_queued)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -285,19 +292,21 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     ) -> ImageDescription:
         """Upload image bytes (PNG/JPEG/DICOM/NIfTI...); returns its ``store://`` reference."""
         data = await request.body()
-        return await anyio.to_thread.run_sync(service.upload, data, filename)
+        return await heavy.run(service.upload, data, filename)
 
     @api_post("/v1/images/register", response_model=ImageDescription)
-    def register_image(req: RegisterRequest) -> ImageDescription:
+    async def register_image(req: RegisterRequest) -> ImageDescription:
         """Describe an image the server can reach (a path under its data root, or a URI)."""
-        return service.describe(req.ref)
+        if service.loaded([req.ref]) is not None:  # decoded already: no thread, no queue
+            return service.describe(req.ref)
+        return await heavy.run(service.describe, req.ref)
 
     async def run_tool_call(req: ToolCallRequest, accept: str) -> Response:
         encoding = req.encoding
         binary = encoding != "none" and MEDIA_TYPES[encoding] in accept
         images = service.loaded(req.images)
         if images is None:
-            images = await anyio.to_thread.run_sync(service.load_all, req.images)
+            images = await heavy.run(service.load_all, req.images)
         result = service.run_tool(req, images)
         view = result.view
         if view is None or encoding == "none":
@@ -310,19 +319,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         def finish() -> Response:
             return _tool_response(result, service.render_loaded(ref, image, view), encoding, binary)
 
-        return await anyio.to_thread.run_sync(finish)
+        return await light.run(finish)
 
     async def run_render(req: RenderRequest) -> Response:
         images = service.loaded(req.images)
         if images is None:
-            images = await anyio.to_thread.run_sync(service.load_all, req.images)
+            images = await heavy.run(service.load_all, req.images)
         service.check_view(req.view, images)
         ref, image = req.images[req.view.image_index], images[req.view.image_index]
 
         pixels = service.cached_pixels(ref, req.view)
         if pixels is not None and req.encoding in _INLINE_ENCODINGS:
             return _pixel_response(pixels, req.encoding)
-        return await anyio.to_thread.run_sync(
+        return await light.run(
             lambda: _pixel_response(service.render_loaded(ref, image, req.view), req.encoding)
         )
 
@@ -366,9 +375,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return await run_render(req)
 
     @api_post("/v1/turn", response_model=TurnResponse)
-    def apply_turn(req: TurnRequest) -> Response:
+    async def apply_turn(req: TurnRequest) -> Response:
         """Apply a model turn as the episode session does (earlier turns replayed)."""
-        return _json(service.apply_turn(req))
+        return _json(await heavy.run(service.apply_turn, req))
 
     _add_middleware(app, settings, hot)
     return app

@@ -32,6 +32,18 @@ class ServerSettings(MedgymSettings):
     threads: int = Field(
         default=4, ge=1, le=1024, description="Threads per worker running tools and renders."
     )
+    heavy_threads: int = Field(
+        default=2,
+        ge=1,
+        le=1024,
+        description="Of the threads, how many may decode, upload or replay turns at once.",
+    )
+    max_queued: int = Field(
+        default=64,
+        ge=0,
+        le=100_000,
+        description="Calls that may wait for a thread per queue; more get 503 + Retry-After.",
+    )
     opencv_threads: int = Field(
         default=1,
         ge=0,
