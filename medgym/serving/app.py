@@ -38,6 +38,7 @@ from medgym.serving.body import parse_body
 from medgym.serving.encoding import MEDIA_TYPES, pixel_body
 from medgym.serving.errors import UnexpectedErrorMiddleware
 from medgym.serving.hot import HotHandler, HotPathMiddleware
+from medgym.serving.protocol import set_max_header_bytes
 from medgym.serving.schemas import (
     ErrorBody,
     Health,
@@ -205,6 +206,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         The app; run it with ``uvicorn`` (``medgym serve`` does).
     """
     settings = settings or ServerSettings()
+    set_max_header_bytes(settings.max_header_bytes)  # this worker's uvicorn protocol reads it
     store = _make_store(settings)
     if settings.store_dir is not None:
         # store:// references resolve through the default store; point it at the shared folder.

@@ -33,13 +33,22 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
     """The ``uvicorn.run`` keyword arguments :func:`serve` uses, ``workers`` included.
 
     ``benchmarks/bench_server.py`` starts its bare ping app with the same options, so the two
-    are compared under one HTTP stack (httptools and uvloop when installed: uvicorn's ``auto``).
+    are compared under one HTTP stack (httptools with medgym's head bound, and uvloop, when
+    installed).
     """
+    from medgym.serving.protocol import bounded_http_protocol, set_max_header_bytes
+
+    set_max_header_bytes(settings.max_header_bytes)
+    protocol = bounded_http_protocol()
     return {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
         "workers": settings.workers,
+        # httptools with a bound on request heads (431), else h11 with the same bound
+        "http": protocol if protocol is not None else "h11",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "timeout_keep_alive": settings.keep_alive_seconds,
     }
 
 

@@ -32,6 +32,15 @@ class ServerSettings(MedgymSettings):
     threads: int = Field(
         default=4, ge=1, le=1024, description="Threads per worker running tools and renders."
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024**2,
+        description="Largest request line plus headers (bytes); past it: 431, connection closed.",
+    )
+    keep_alive_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="Idle keep-alive connections close after this."
+    )
     heavy_threads: int = Field(
         default=2,
         ge=1,
