@@ -34,7 +34,7 @@ from medgym.core.images import ImageRef, MedImage
 from medgym.data.io import read_image_bytes
 from medgym.errors import ConfigError, DatasetError
 
-__all__ = ["ImageStore", "default_store", "resolve_store", "set_default_store"]
+__all__ = ["ImageStore", "default_store", "resolve_store", "set_default_store", "trailing_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,33 @@ class ImageStore:
 
     Args:
         root: Folder to keep the files in (created on demand); ``None`` keeps them in memory.
+        max_bytes: Most bytes kept; past it the oldest images are evicted (``None``: no bound).
+        max_items: Most images kept, likewise.
     """
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, *, max_bytes: int | None = None,
+        max_items: int | None = None,
+    ) -> None:  # fmt: skip
         self.root = Path(root) if root is not None else None
-        self._memory: dict[str, tuple[bytes, str]] = {}
+        self._memory: dict[str, tuple[bytes, str]] = {}  # insertion order: oldest first
+        self._memory_bytes = 0
         self._paths: dict[str, Path] = {}
         self._lock = threading.Lock()
+        self.max_bytes: int | None = None
+        self.max_items: int | None = None
+        self.set_quota(max_bytes=max_bytes, max_items=max_items)
+
+    def set_quota(self, *, max_bytes: int | None, max_items: int | None) -> None:
+        """Bound the store (the oldest images go first); ``None`` lifts a bound.
+
+        Raises:
+            ConfigError: A bound below 1.
+        """
+        for name, value in (("max_bytes", max_bytes), ("max_items", max_items)):
+            if value is not None and value < 1:
+                raise ConfigError(f"store {name} must be >= 1 or None; got {value}")
+        self.max_bytes, self.max_items = max_bytes, max_items
 
     def __repr__(self) -> str:
         where = str(self.root) if self.root is not None else "memory"
@@ -80,17 +100,74 @@ class ImageStore:
         ref = ImageRef(uri=f"store://{sha}", sha256=sha)
         if sha in self:
             return ref
+        if self.max_bytes is not None and len(data) > self.max_bytes:
+            raise DatasetError(
+                f"{len(data)} bytes exceed the image store's quota of {self.max_bytes} bytes"
+            )
         if validate:
             read_image_bytes(data, name=f"store://{sha}{suffix}")
+            junk = trailing_bytes(data)
+            if junk:
+                raise DatasetError(
+                    f"store://{sha}{suffix}: {junk} byte(s) after the end of the image data; "
+                    "send the image file alone"
+                )
         if self.root is None:
             with self._lock:
-                self._memory.setdefault(sha, (data, suffix))
+                if sha not in self._memory:
+                    self._memory[sha] = (data, suffix)
+                    self._memory_bytes += len(data)
+                    self._evict_memory()
             return ref
         path = self.root / sha[:2] / f"{sha}{suffix}"
         _write_atomic(path, data)
         with self._lock:
             self._paths[sha] = path
+        if self.max_bytes is not None or self.max_items is not None:
+            self._evict_disk(keep=path)
         return ref
+
+    def _over(self, count: int, total: int) -> bool:
+        return (self.max_items is not None and count > self.max_items) or (
+            self.max_bytes is not None and total > self.max_bytes
+        )
+
+    def _evict_memory(self) -> None:
+        """Drop the oldest in-memory images past the quota (holding the lock)."""
+        while len(self._memory) > 1 and self._over(len(self._memory), self._memory_bytes):
+            sha = next(iter(self._memory))
+            data, _ = self._memory.pop(sha)
+            self._memory_bytes -= len(data)
+            logger.info("image store: evicted store://%s (quota)", sha)
+
+    def _evict_disk(self, *, keep: Path) -> None:
+        """Delete the oldest files (by modification time) past the quota, never ``keep``.
+
+        The folder may be shared by several workers: the quota is checked against what is on
+        disk now, and a file another worker deleted first is skipped.
+        """
+        if self.root is None:
+            return
+        files = []
+        for p in self.root.glob("??/*"):
+            if _SHA.match(p.name[:64]) and not p.name.startswith(".tmp-"):
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                files.append((st.st_mtime, st.st_size, p))
+        files.sort()
+        count, total = len(files), sum(f[1] for f in files)
+        for _, size, p in files:
+            if not self._over(count, total):
+                break
+            if p == keep:
+                continue
+            p.unlink(missing_ok=True)
+            with self._lock:
+                self._paths.pop(p.name[:64], None)
+            count, total = count - 1, total - size
+            logger.info("image store: evicted %s (quota)", p.name)
 
     def put_file(self, path: Path, *, validate: bool = True) -> ImageRef:
         """Store the bytes of the file at ``path`` (its extension becomes the suffix).
@@ -170,6 +247,34 @@ class ImageStore:
             with self._lock:
                 return len(self._memory)
         return sum(1 for p in self.root.glob("??/*") if _SHA.match(p.name[:64]))
+
+
+def trailing_bytes(data: bytes) -> int:
+    """Bytes after the end of a PNG, JPEG, BMP or WebP image (0 for other formats).
+
+    Decoders stop at the image's end and ignore what follows, so an upload can carry anything
+    after it; those bytes would be stored, hashed and kept.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        pos = 8  # walk the chunks (length, type, data, CRC) to IEND
+        while pos + 8 <= len(data):
+            length = int.from_bytes(data[pos : pos + 4], "big")
+            end = pos + 12 + length
+            if data[pos + 4 : pos + 8] == b"IEND":
+                return max(0, len(data) - end)
+            pos = end
+        return 0
+    if data.startswith(b"\xff\xd8"):
+        # entropy-coded data never holds FF D9, so the image ends at the first one after the
+        # first start of scan (an EXIF thumbnail, before it, has its own)
+        sos = data.find(b"\xff\xda")
+        end = data.find(b"\xff\xd9", sos) if sos >= 0 else -1
+        return max(0, len(data) - (end + 2)) if end >= 0 else 0
+    if data.startswith(b"BM") and len(data) >= 6:
+        return max(0, len(data) - int.from_bytes(data[2:6], "little"))
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return max(0, len(data) - (int.from_bytes(data[4:8], "little") + 8))
+    return 0
 
 
 def _check_sha(sha: str) -> None:

@@ -174,9 +174,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _make_store(settings: ServerSettings) -> ImageStore:
-    if settings.store_dir is not None:
-        return ImageStore(Path(settings.store_dir))
-    return default_store()
+    """The server's image store (its own folder, or the process's), under the upload quota."""
+    store = (
+        ImageStore(Path(settings.store_dir)) if settings.store_dir is not None else default_store()
+    )
+    store.set_quota(max_bytes=settings.store_max_bytes, max_items=settings.store_max_items)
+    return store
 
 
 def _add_middleware(app: FastAPI, settings: ServerSettings, hot: dict[str, HotHandler]) -> None:

@@ -32,6 +32,12 @@ class ServerSettings(MedgymSettings):
     threads: int = Field(
         default=4, ge=1, le=1024, description="Threads per worker running tools and renders."
     )
+    store_max_bytes: int = Field(
+        default=1024**3, ge=1, description="Image store quota in bytes; the oldest go first."
+    )
+    store_max_items: int = Field(
+        default=10_000, ge=1, description="Image store quota in images; the oldest go first."
+    )
     max_header_bytes: int = Field(
         default=64 * 1024,
         ge=1024,

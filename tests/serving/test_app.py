@@ -289,3 +289,26 @@ def test_openapi_states_the_out_size_bounds_the_server_enforces(client: TestClie
     out_size = schema["components"]["schemas"]["ViewSpec"]["properties"]["out_size"]
     assert [i["minimum"] for i in out_size["prefixItems"]] == [1, 1]
     assert [i["maximum"] for i in out_size["prefixItems"]] == [8192, 8192]
+
+
+def test_uploads_with_junk_are_refused_and_the_store_keeps_its_quota() -> None:
+    """Issue 18 D6: junk after the image was stored with it, and uploads were kept forever."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def png(seed: int) -> bytes:
+        buf = io.BytesIO()
+        arr = np.random.default_rng(seed).integers(0, 255, (24, 24), dtype=np.uint8)
+        Image.fromarray(arr).save(buf, "PNG")
+        return buf.getvalue()
+
+    app = create_app(ServerSettings(store_max_items=2))
+    with TestClient(app) as c:
+        r = c.post("/v1/images", content=png(0) + b"\0" * 5000, params={"filename": "a.png"})
+        assert r.status_code == 400 and "5000 byte(s) after the end" in r.json()["detail"]
+        refs = [c.post("/v1/images", content=png(k)).json()["ref"] for k in range(3)]
+    store = app.state.service.store
+    assert len(store) == 2  # the oldest upload's bytes are gone (its decoded copy may stay
+    assert refs[0]["sha256"] not in store and refs[2]["sha256"] in store  # in the image LRU)
