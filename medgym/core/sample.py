@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,6 +24,8 @@ class Evidence(BaseModel):
     @field_validator("bbox_px")
     @classmethod
     def _box_ok(cls, v: BBox) -> BBox:
+        if not all(math.isfinite(c) for c in v):
+            raise ValueError(f"evidence box must be finite numbers; got {v}")
         if v[2] <= v[0] or v[3] <= v[1]:
             raise ValueError(f"evidence box must have x1 < x2 and y1 < y2; got {v}")
         return v

@@ -13,7 +13,8 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from medgym.data.cache import clear_image_cache, load_image
 from medgym.errors import ConfigError, did_you_mean
 
 __all__ = ["DATASETS", "clear_image_cache", "load", "load_image", "register_dataset"]
+
+logger = logging.getLogger(__name__)
 
 Loader = Callable[..., list[Sample]]
 
@@ -64,6 +67,41 @@ def _matches(value: str | None, wanted: str | Sequence[str] | None) -> bool:
     return value is not None and value.lower() in {w.lower() for w in options}
 
 
+def _check_loader_kwargs(name: str, loader: Loader, call: Mapping[str, Any]) -> None:
+    """An option the loader does not take is a ConfigError naming it (not a TypeError)."""
+    import inspect
+
+    try:
+        params = inspect.signature(loader).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in call:
+        if key not in known:
+            raise ConfigError(
+                f"dataset `{name}` takes no option `{key}`{did_you_mean(key, known)}; "
+                f"its options: {', '.join(known) or 'none'}"
+            )
+
+
+def _warn_duplicate_ids(name: str, samples: Sequence[Sample]) -> None:
+    """Log how many samples share an id (episodes are looked up by id: the later ones hide)."""
+    seen: set[str] = set()
+    dups = []
+    for s in samples:
+        if s.id in seen:
+            dups.append(s.id)
+        seen.add(s.id)
+    if dups:
+        logger.warning(
+            "dataset `%s`: %d sample(s) repeat an earlier id (first: %r); tools that pick "
+            "samples by id (env reset options, the TRL environment) will refuse or hide them",
+            name, len(dups), dups[0],
+        )  # fmt: skip
+
+
 def load(
     name: str,
     *,
@@ -104,7 +142,9 @@ def load(
         call["root"] = Path(root)
     if split is not None:
         call["split"] = split
+    _check_loader_kwargs(name, loader, call)
     samples = loader(**call)
+    _warn_duplicate_ids(name, samples)
     out = [
         s
         for s in samples

@@ -34,7 +34,7 @@ from medgym.data.readers.raster import read_raster
 from medgym.errors import ConfigError, DatasetError
 from medgym.settings import MAX_PIXELS, get_settings
 
-__all__ = ["MAX_PIXELS", "max_pixels", "read_image_bytes", "read_image_file"]
+__all__ = ["MAX_PIXELS", "looks_like_image", "max_pixels", "read_image_bytes", "read_image_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,24 @@ _MAGICS = {
     b"\x1f\x8b": "gzip (not NIfTI)",
 }
 _EXPECTED = "an image (PNG, JPEG, TIFF, BMP, GIF, WebP, DICOM or NIfTI)"
+
+
+def looks_like_image(head: bytes, name: str = "") -> bool:
+    """Whether the first bytes of a file (512 are plenty) start a format medgym reads.
+
+    A cheap check loaders run at load time, so a file that is not an image fails there and not
+    in the middle of an episode; a truncated image still fails only when it is decoded.
+    """
+    if any(head.startswith(m) for m in _MAGICS):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if is_nifti_header(head) or looks_like_raw_dicom(head):
+        return True
+    lower = name.lower()
+    return lower.endswith((".dcm", ".dicom")) or lower.endswith(NIFTI_SUFFIXES)
 
 
 def max_pixels() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -711,3 +712,60 @@ def test_hf_disk_not_a_saved_dataset(tmp_path):
     pytest.importorskip("datasets")
     with pytest.raises(DatasetError, match="save_to_disk"):
         load("hf_disk", root=tmp_path)
+
+
+# ---------------------------------------------------------------------- issue 18 D11
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"image": "p.png", "question": "q", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+         "line 1 nests JSON too deeply"),
+        ('{"image": {"bytes": "abc"}, "question": "q"}', "`bytes` of type str"),
+        ('{"image": "bad.png", "question": "q"}', "not an image file"),
+        ('{"image": "../p.png", "question": "q"}', "must stay inside the dataset folder"),
+        ('{"image": "/etc/passwd", "question": "q"}', "must stay inside the dataset folder"),
+        ('{"image": "p.png", "question": "q", "evidence": [{"bbox_px": [0, 0, NaN, 4]}]}',
+         "field `evidence`"),
+    ],
+    ids=["deep-json", "bytes-str", "corrupt", "dotdot", "absolute", "nan-box"],
+)  # fmt: skip
+def test_generic_bad_records_fail_at_load_with_the_record_named(
+    tmp_path: Path, text: str, match: str
+) -> None:
+    write_image(tmp_path / "p.png")
+    (tmp_path / "bad.png").write_bytes(b"hello, not an image at all")
+    (tmp_path / "train.jsonl").write_text(text)
+    with pytest.raises(DatasetError, match=match):
+        load("generic", root=tmp_path)
+
+
+def test_file_uri_may_name_an_image_anywhere(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    write_image(outside / "x.png")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text(json.dumps({"image": f"file://{outside / 'x.png'}",
+                                                  "question": "q"}))  # fmt: skip
+    assert load("generic", root=data)[0].images[0].uri.endswith("x.png")
+
+
+def test_unknown_loader_option_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="takes no option `on_missing`; did you mean"):
+        load("generic", root=tmp_path, on_missing="skip")
+
+
+def test_duplicate_ids_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_image(tmp_path / "p.png")
+    rows = [{"id": "a", "image": "p.png", "question": "q"}] * 3
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with caplog.at_level(logging.WARNING):
+        assert len(load("generic", root=tmp_path)) == 3
+    assert "2 sample(s) repeat an earlier id" in caplog.text
+
+
+def test_headerless_pmc_csv_is_an_error_not_zero_samples(tmp_path: Path) -> None:
+    (tmp_path / "pmc_vqa").mkdir()
+    (tmp_path / "pmc_vqa" / "train.csv").write_text("a.jpg,What is shown?,A: x,B: y,A\n")
+    with pytest.raises(DatasetError, match=r"no column.*Figure_path.*without a header line"):
+        load("pmc_vqa", root=tmp_path / "pmc_vqa", split="train")

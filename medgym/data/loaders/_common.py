@@ -163,10 +163,17 @@ def read_json(path: Path, dataset: str) -> Any:
         raise DatasetError(f"{dataset}: cannot read {path}: {e}") from e
     except json.JSONDecodeError as e:
         raise DatasetError(f"{dataset}: {path} is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise DatasetError(f"{dataset}: {path} nests JSON too deeply to be an annotation") from e
 
 
-def read_csv(path: Path, dataset: str) -> list[dict[str, str]]:
-    """Rows of a CSV file with a header line, naming the file on failure."""
+def read_csv(path: Path, dataset: str, required: Iterable[str] = ()) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header line, naming the file on failure.
+
+    Raises:
+        DatasetError: The file is missing or unreadable, or its header lacks a ``required``
+            column (a file without a header line reads its first row as the header).
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as e:
@@ -174,9 +181,19 @@ def read_csv(path: Path, dataset: str) -> list[dict[str, str]]:
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{dataset}: cannot read {path}: {e}") from e
     try:
-        return list(csv.DictReader(io.StringIO(text, newline="")))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
     except csv.Error as e:
         raise DatasetError(f"{dataset}: {path} is not valid CSV: {e}") from e
+    header = list(reader.fieldnames or [])
+    missing = [c for c in required if c not in header]
+    if missing:
+        shown = ", ".join(repr(h) for h in header[:8]) or "nothing"
+        raise DatasetError(
+            f"{dataset}: {path} has no column(s) {', '.join(missing)}; its header line reads "
+            f"{shown} (a CSV without a header line?)"
+        )
+    return rows
 
 
 def parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -240,24 +257,54 @@ def infer_answer_type(answer: str | None, options: Iterable[str]) -> AnswerType:
 
 
 def local_image(
-    base: Path, relative: str, ctx: RecordContext, field: str, on_missing: OnMissing
+    base: Path,
+    relative: str,
+    ctx: RecordContext,
+    field: str,
+    on_missing: OnMissing,
+    *,
+    explicit: bool = False,
 ) -> ImageRef | None:
     """An :class:`ImageRef` to ``base/relative`` if that file exists.
 
     Returns ``None`` (the caller skips the record) when it is missing and ``on_missing`` is
-    ``"skip"``.
+    ``"skip"``. ``explicit``: the record named the file with ``file://``, so it may lie anywhere.
 
     Raises:
-        DatasetError: The file is missing and ``on_missing`` is ``"error"``.
+        DatasetError: The path is absolute or leaves ``base`` (``..``), the file is not an
+            image (checked from its first bytes), or it is missing and ``on_missing`` is
+            ``"error"``.
     """
-    path = base / relative
+    rel = Path(relative)
+    if not explicit and (rel.is_absolute() or ".." in rel.parts):
+        raise ctx.error(
+            field,
+            f"is {relative!r}: image paths must stay inside the dataset folder {base} (write "
+            "file:///absolute/path to name a file elsewhere on purpose)",
+        )
+    path = base / rel
     if path.is_file():
+        _check_image_head(path, ctx, field)
         return ImageRef(uri=str(path))
     if on_missing == "skip":
         logger.debug("%s: skipping record %s: image %s is missing", ctx.file, ctx.index, path)
         note_skipped(f"record {ctx.index} of {ctx.file} ({path})")
         return None
     raise ctx.error(field, f"points to image {path}, which does not exist")
+
+
+def _check_image_head(path: Path, ctx: RecordContext, field: str) -> None:
+    """Refuse a file whose first bytes are no image format medgym reads (at load, not later)."""
+    from medgym.data.io import looks_like_image
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        raise ctx.error(field, f"points to {path}, which cannot be read: {e}") from e
+    if not looks_like_image(head, path.name):
+        raise ctx.error(field, f"points to {path}, which is not an image file (its first bytes "
+                               f"are {head[:8]!r})")  # fmt: skip
 
 
 def value_image(
@@ -278,6 +325,10 @@ def value_image(
     if isinstance(value, Mapping):
         data, path = value.get("bytes"), value.get("path")
         if data is not None:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ctx.error(
+                    field, f"holds `bytes` of type {type(data).__name__}; expected raw bytes"
+                )
             return _put(store, data, _suffix(path), ctx, field)
         if isinstance(path, str) and path:
             return local_image(base, path, ctx, field, on_missing)
@@ -297,7 +348,7 @@ def value_image(
         text = str(value).strip()
         scheme, sep, rest = text.partition("://")
         if sep and scheme == "file":
-            return local_image(base, rest, ctx, field, on_missing)
+            return local_image(base, rest, ctx, field, on_missing, explicit=True)
         if sep and scheme == "store":
             if rest not in store:
                 raise ctx.error(field, f"refers to {text}, which is not in {store!r}")

@@ -189,7 +189,7 @@ def _json_list(value: Any, ctx: RecordContext, field: str) -> list[Any] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise ctx.error(field, f"should be a list (JSON in CSV); got {value!r:.80}") from e
     if not isinstance(value, (list, tuple)):
         raise ctx.error(field, f"should be a list; got {type(value).__name__}")
@@ -317,6 +317,8 @@ def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise DatasetError(f"{path}: line {number} is not valid JSON: {e}") from e
+                except RecursionError as e:
+                    raise DatasetError(f"{path}: line {number} nests JSON too deeply") from e
                 if not isinstance(row, dict):
                     raise DatasetError(f"{path}: line {number} should be a JSON object")
                 yield row

@@ -76,7 +76,7 @@ def load_pmc_vqa(
     name = pick_split(split, _SPLITS, NAME)
     on_missing = check_on_missing(on_missing_image)
     path = folder / f"{name}.csv"
-    rows = read_csv(path, NAME)
+    rows = read_csv(path, NAME, required=("Figure_path", "Question", "Answer_label"))
     version = 2 if name.endswith("2") else 1
     image_dirs = [folder / d for d in _IMAGE_FOLDERS[version] if (folder / d).is_dir()]
     samples: list[Sample] = []
