@@ -14,12 +14,22 @@ view comes from the server's LRU); "new view" draws a new box per request, so ev
 renders. Then a bounded soak: 16 Python clients (``ToolServerClient``) calling zoom with new
 boxes for ``--soak`` seconds, counting failed calls and sampling the server's resident memory.
 
-Not run in CI. Usage: ``python benchmarks/bench_server.py --duration 10 --soak 60``.
+Then the abuse phase (``--abuse`` seconds, at most 60; loopback only, every loop bounded in
+time): one well-behaved client calls zoom with new boxes, first alone (the quiet run), then while
+five attackers run the resource attacks of issue 18 (oversized synthetic findings, 20 MB request
+heads, 4,096 px renders, uploads with junk and a flood of distinct uploads, decodes of large
+images past the heavy queue). It reports the good client's p50/p99 in both runs, every status
+the attackers got, any 5xx other than the deliberate 503, and the server's peak RSS against the
+sum of its memory budgets.
+
+Not run in CI. Usage: ``python benchmarks/bench_server.py --duration 10 --soak 60 --abuse 30``;
+``--only-abuse`` skips the wrk cases (no wrk needed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +44,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -196,13 +207,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per case (median req/s kept)")
     ap.add_argument("--soak", type=int, default=60, help="soak seconds (0 skips)")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--abuse", type=int, default=30, help="abuse seconds, <= 60 (0 skips)")
+    ap.add_argument("--only-abuse", action="store_true", help="skip the wrk cases and the soak")
     ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare, args.workers)
         return
-    if shutil.which("wrk") is None:
-        sys.exit("wrk not found: apt-get install -y wrk")
+    if shutil.which("wrk") is None and not args.only_abuse:
+        sys.exit("wrk not found: apt-get install -y wrk (or --only-abuse)")
     import uvicorn
 
     print(f"machine: {machine()}; uvicorn {uvicorn.__version__}, workers {args.workers}")
@@ -223,6 +236,9 @@ def main() -> None:
         view = {"bbox_px": [0, 0, d["width"], d["height"]], "out_size": [448, 448]}
         call = {"images": [ref], "views": [view], "name": "zoom_in",
                 "arguments": {"bbox_2d": [50, 50, 250, 250]}}  # fmt: skip
+        if args.only_abuse:
+            abuse(base, sample, d, min(60, max(5, args.abuse)), server.pid)
+            return
         tmp = Path(tempfile.mkdtemp())
         cases: list[tuple[str, str, int, str | None]] = [
             ("bare FastAPI ping", f"http://127.0.0.1:{bare_port}/ping", bare.pid, None),
@@ -258,6 +274,8 @@ def main() -> None:
                   f"{r['failed']:.0f}")  # fmt: skip
         if args.soak:
             soak(base, sample, d, args.soak, server.pid)
+        if args.abuse:
+            abuse(base, sample, d, min(60, args.abuse), server.pid)
     finally:
         for p in (server, bare):
             p.terminate()
@@ -302,6 +320,130 @@ def soak(base: str, sample: object, desc: dict, seconds: int, pid: int) -> None:
     print(
         f"soak {seconds}s, 16 clients, new box per call: {ok[0]} ok, {failed[0]} failed; server "
         f"RSS first quarter {first:.0f} MB, last quarter {last:.0f} MB, max {max(samples):.0f} MB"
+    )
+
+
+def _good_client(base: str, sample: object, desc: dict, stop: float) -> tuple[list[float], int]:
+    """Zoom calls with new boxes until ``stop``: latencies (ms) and failed calls."""
+    from medgym.core.view import ViewSpec
+    from medgym.serving.client import ToolServerClient
+
+    view = ViewSpec(bbox_px=(0, 0, desc["width"], desc["height"]), out_size=(448, 448))
+    rng = random.Random(0)
+    lat, failed = [], 0
+    with ToolServerClient(base, timeout=10, retries=0) as c:
+        while time.monotonic() < stop:
+            x, y, w = rng.randint(0, 180), rng.randint(0, 180), rng.randint(60, 260)
+            t0 = time.perf_counter()
+            try:
+                c.call_tool_pixels(sample.images, [view], "zoom_in",  # type: ignore[attr-defined]
+                                   {"bbox_2d": [x, y, x + w, y + w]})  # fmt: skip
+                lat.append((time.perf_counter() - t0) * 1000)
+            except (httpx.HTTPError, MedGymError):
+                failed += 1
+    return lat, failed
+
+
+def _pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
+
+
+def _attackers(base: str, sample: object, stop: float, statuses: dict[str, dict[int, int]]) -> list:
+    """The resource attacks of issue 18, each a bounded loop in its own thread."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ref = sample.images[0].model_dump(mode="json")  # type: ignore[attr-defined]
+    host, port = base.removeprefix("http://").split(":")
+
+    def count(name: str, code: int) -> None:
+        statuses.setdefault(name, {})
+        statuses[name][code] = statuses[name].get(code, 0) + 1
+
+    def loop(name: str, step: Any) -> threading.Thread:
+        def run() -> None:
+            with httpx.Client(base_url=base, timeout=30) as c:
+                k = 0
+                while time.monotonic() < stop:
+                    try:
+                        count(name, step(c, k))
+                    except httpx.HTTPError:
+                        count(name, -1)  # connection closed on us: the refusal we want
+                    k += 1
+
+        return threading.Thread(target=run, daemon=True)
+
+    def huge_finding(c: httpx.Client, k: int) -> int:
+        uri = (f"synthetic://v1?kind=xray&size=256&seed={k}&noise=1&decoys=0"
+               "&f=nodule:round:1:100:100:20000:0:100:3")  # fmt: skip
+        return c.post("/v1/images/register", json={"ref": {"uri": uri}}).status_code
+
+    def huge_head(c: httpx.Client, k: int) -> int:
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            with contextlib.suppress(OSError):  # the server may close before we finish
+                s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-J: " + b"a" * 20_000_000)
+            head = s.recv(64)
+        return int(head.split()[1]) if head.startswith(b"HTTP/1.1") else -1
+
+    def big_render(c: httpx.Client, k: int) -> int:
+        view = {"bbox_px": [k % 50, 0, 400, 400], "out_size": [4096, 4096]}
+        return c.post("/v1/render", json={"images": [ref], "view": view, "encoding": "raw"},
+                      headers={"Accept": "application/octet-stream"}).status_code  # fmt: skip
+
+    def uploads(c: httpx.Client, k: int) -> int:
+        arr = np.random.default_rng(k).integers(0, 255, (512, 512), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG")
+        junk = b"\0" * 1_000_000 if k % 2 else b""
+        return c.post("/v1/images", content=buf.getvalue() + junk).status_code
+
+    def big_decodes(c: httpx.Client, k: int) -> int:
+        uri = f"synthetic://v1?kind=xray&size=2048&seed={10_000 + k}&noise=1&decoys=0"
+        return c.post("/v1/images/register", json={"ref": {"uri": uri}}).status_code
+
+    steps = {"huge finding URI": huge_finding, "20 MB header": huge_head,
+             "4096 px render": big_render, "uploads (half junk)": uploads,
+             "2048 px decodes": big_decodes}  # fmt: skip
+    return [loop(n, f) for n, f in steps.items()]
+
+
+def abuse(base: str, sample: object, desc: dict, seconds: int, pid: int) -> None:
+    """The good client alone, then beside the attackers; p99 ratio, statuses, peak RSS."""
+    quiet, quiet_failed = _good_client(base, sample, desc, time.monotonic() + seconds / 2)
+    statuses: dict[str, dict[int, int]] = {}
+    stop = time.monotonic() + seconds
+    threads = _attackers(base, sample, stop, statuses)
+    for t in threads:
+        t.start()
+    peak = [rss_mb(pid)]
+
+    def sample_rss() -> None:
+        while time.monotonic() < stop:
+            peak.append(rss_mb(pid))
+            time.sleep(0.25)
+
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    loud, loud_failed = _good_client(base, sample, desc, stop)
+    for t in [*threads, sampler]:
+        t.join(timeout=40)
+    print(f"abuse {seconds}s, loopback, 1 good client + {len(threads)} attackers")
+    print(f"{'good client':<22} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7} failed")
+    for name, lat, bad in (("quiet", quiet, quiet_failed), ("under abuse", loud, loud_failed)):
+        print(f"{name:<22} {len(lat):>6} {_pct(lat, 0.5):>7.1f} {_pct(lat, 0.99):>7.1f} {bad}")
+    ratio = _pct(loud, 0.99) / _pct(quiet, 0.99)
+    print(f"p99 under abuse / quiet: {ratio:.2f}x (goal <= 2x)")
+    server_errors = 0
+    for name, codes in statuses.items():
+        shown = ", ".join(f"{c}: {n}" for c, n in sorted(codes.items()))
+        print(f"  {name:<22} {shown}")
+        server_errors += sum(n for c, n in codes.items() if c >= 500 and c != 503)
+    print(
+        f"5xx other than 503: {server_errors}; peak server RSS {max(peak):.0f} MB "
+        "(budgets: image cache 2 GiB, renders 256 MiB, upload store 1 GiB, all by default)"
     )
 
 

@@ -69,7 +69,7 @@ else:
             if self.transport.is_closing():
                 return
             msg = f"request head over {MAX_HEADER_BYTES} bytes"
-            self.logger.warning("refused a request head of over %d bytes", MAX_HEADER_BYTES)
+            self.logger.debug("refused a request head of over %d bytes", MAX_HEADER_BYTES)
             self.transport.write(
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
                 b"content-type: text/plain; charset=utf-8\r\n"
