@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.responses import JSONResponse
+
+from medgym.serving.security import ASGIApp, Receive, ResponseStarted, Send
 
 __all__ = ["MAX_LOG_LINE", "UnexpectedErrorMiddleware", "bounded_traceback"]
 
@@ -23,11 +25,6 @@ logger = logging.getLogger("medgym.serving.app")
 MAX_LOG_LINE = 500
 """Longest line of a logged traceback or request path (characters)."""
 _MAX_LINES = 60
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-                   Awaitable[None]]  # fmt: skip
 
 
 def _clip(text: str, limit: int = MAX_LOG_LINE) -> str:
@@ -52,24 +49,12 @@ class UnexpectedErrorMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Callable[[], Awaitable[Message]],
-        send: Callable[[Message], Awaitable[None]],
-    ) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         """Run the app; an exception becomes one log record and a 500."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = ResponseStarted(send)
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:
@@ -77,7 +62,7 @@ class UnexpectedErrorMiddleware:
                 "unexpected error on %s %s\n%s",
                 scope.get("method"), _clip(str(scope.get("path", ""))), bounded_traceback(exc),
             )  # fmt: skip
-            if started:  # the answer is half sent: only closing is left
+            if tracked.started:  # the answer is half sent: only closing is left
                 raise
             response = JSONResponse(
                 {

@@ -65,6 +65,20 @@ class BodyTooLargeError(Exception):
     """Raised from ``receive`` once a body passes the limit (caught by the middleware)."""
 
 
+class ResponseStarted:
+    """``send`` that remembers whether the response has begun (then only closing is left)."""
+
+    def __init__(self, send: Callable[[Message], Awaitable[None]]) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        """Pass ``message`` on, noting a response start."""
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class BodyLimitMiddleware:
     """Answer 413 to a body over ``max_bytes``: by ``Content-Length`` up front, else while reading.
 
@@ -98,7 +112,7 @@ class BodyLimitMiddleware:
                 await self.app(scope, receive, send)
                 return
         seen = 0
-        started = False
+        tracked = ResponseStarted(send)
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -109,16 +123,10 @@ class BodyLimitMiddleware:
                     raise BodyTooLargeError(self._message(seen))
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except BodyTooLargeError:
-            if not started:
+            if not tracked.started:
                 await self._reject(send, 413, self._message(seen))
 
     def _message(self, size: int) -> str:
