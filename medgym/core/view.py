@@ -47,7 +47,10 @@ class ViewSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     image_index: int = Field(default=0, ge=0, description="Index into the sample's images.")
-    bbox_px: BBox = Field(description="Region shown, in original pixels: (x1, y1, x2, y2).")
+    bbox_px: BBox = Field(
+        description="Region shown, in original pixels: (x1, y1, x2, y2), finite, with x1 < x2 "
+        "and y1 < y2 (an order JSON Schema cannot state; other boxes are refused with 422)."
+    )
     rot90: int = Field(default=0, ge=0, le=3, description="Counter-clockwise quarter turns.")
     flip_h: bool = Field(default=False, description="Mirror left-right (after rotation).")
     flip_v: bool = Field(default=False, description="Mirror top-bottom (after rotation).")
