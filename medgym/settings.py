@@ -49,6 +49,9 @@ class MedgymSettings(BaseSettings):
     max_pixels: int = Field(
         default=MAX_PIXELS, ge=1, description="Largest decoded image accepted (pixels)."
     )
+    max_image_bytes: int = Field(
+        default=1024**3, ge=1, description="Largest decoded image accepted (bytes)."
+    )
     image_cache_size: int = Field(
         default=64, ge=1, le=1_000_000, description="Decoded images kept per process (LRU)."
     )

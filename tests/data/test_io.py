@@ -476,3 +476,17 @@ def test_two_dimensional_nifti_is_one_slice(tmp_path):
     assert img.pixels.shape == (1, 4, 6, 1)
     np.testing.assert_array_equal(img.pixels[0, :, :, 0], data.T[::-1, ::-1])
     assert img.spacing_mm == pytest.approx((0.25, 0.5))
+
+
+def test_decoded_bytes_budget_refuses_before_decoding(tmp_path, monkeypatch):
+    """Issue 18 D3: a small PNG that decodes to a large colour image is refused by bytes."""
+    from medgym.data.readers.common import PixelBudgetError
+
+    Image.new("RGB", (300, 300), (10, 20, 30)).save(tmp_path / "c.png")
+    monkeypatch.setenv("MEDGYM_MAX_IMAGE_BYTES", str(300 * 300 * 3 - 1))
+    reload_settings()
+    with pytest.raises(PixelBudgetError, match="MEDGYM_MAX_IMAGE_BYTES"):
+        read_image_file(tmp_path / "c.png")
+    monkeypatch.setenv("MEDGYM_MAX_IMAGE_BYTES", str(300 * 300 * 3))
+    reload_settings()
+    assert read_image_file(tmp_path / "c.png").width == 300

@@ -42,23 +42,35 @@ def open_binary(source: Source) -> BinaryIO:
     return io.BytesIO(source)
 
 
-def check_pixel_budget(count: int, limit: int, name: str, what: str) -> None:
-    """Refuse to decode more than ``limit`` pixels, before any decoding happens.
+def check_pixel_budget(
+    count: int, limit: int, name: str, what: str, *, bytes_per_pixel: int = 1
+) -> None:
+    """Refuse, before any decoding, more than ``limit`` pixels or the decoded-bytes budget.
 
     Args:
         count: Pixels (per channel-less grid point, over all kept frames) the file declares.
         limit: Largest allowed count (see :func:`medgym.data.io.max_pixels`).
         name: File name for the message.
         what: How the size was worked out, e.g. ``"30000x30000"``.
+        bytes_per_pixel: Bytes the decoded array takes per pixel (channels x item size).
 
     Raises:
-        PixelBudgetError: When ``count`` is over ``limit``.
+        PixelBudgetError: When ``count`` is over ``limit`` or the decoded bytes over the budget.
     """
     if count > limit:
         raise PixelBudgetError(
             f"{name}: image declares {what} = {count:,} pixels, over the limit of {limit:,} "
             "(a guard against decompression bombs); raise MEDGYM_MAX_PIXELS if the file is "
             "trusted, or pass frame= to read one frame"
+        )
+    from medgym.settings import get_settings
+
+    budget = get_settings().max_image_bytes
+    if count * bytes_per_pixel > budget:
+        raise PixelBudgetError(
+            f"{name}: image declares {what} = {count:,} pixels of {bytes_per_pixel} byte(s), "
+            f"{count * bytes_per_pixel:,} bytes decoded, over the budget of {budget:,} "
+            "(MEDGYM_MAX_IMAGE_BYTES); raise it if the file is trusted, or pass frame="
         )
 
 

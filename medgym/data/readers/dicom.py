@@ -118,7 +118,9 @@ def _read(ds: Any, *, name: str, frame: int | None, max_pixels: int) -> MedImage
     _guess_transfer_syntax(ds)
     check_frame(frame, n_frames, name)
     kept = 1 if frame is not None else n_frames
-    check_pixel_budget(rows * cols * kept, max_pixels, name, f"{cols}x{rows} x {kept} frame(s)")
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    check_pixel_budget(rows * cols * kept, max_pixels, name, f"{cols}x{rows} x {kept} frame(s)",
+                       bytes_per_pixel=8 * samples)  # fmt: skip  # rescaled in float64
     arr = _decode(ds, name=name, frame=frame if n_frames > 1 else None)
     return _to_image(ds, arr, name=name, frame=frame, n_frames=n_frames)
 

@@ -90,7 +90,8 @@ def read_nifti(
         if not 2 <= len(shape) <= 7 or min(shape) < 1:
             raise DatasetError(f"{name}: NIfTI image has unsupported shape {shape}")
         spatial = (*shape, 1)[:3]
-        check_pixel_budget(int(np.prod(spatial)), max_pixels, name, "x".join(map(str, spatial)))
+        check_pixel_budget(int(np.prod(spatial)), max_pixels, name, "x".join(map(str, spatial)),
+                           bytes_per_pixel=8)  # fmt: skip  # read as float64
         units = img.header.get_xyzt_units()[0]
         if len(shape) == 2:
             img = nib.Nifti1Image(np.asanyarray(img.dataobj)[:, :, None], img.affine)

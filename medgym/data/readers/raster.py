@@ -112,20 +112,32 @@ def _decode_frames(im: Image.Image, *, name: str, frame: int | None, max_pixels:
     return _assemble(arrays, name=name, meta={"format": fmt, "mode": mode, "frames": n_frames})
 
 
+def _bytes_per_pixel(mode: str) -> int:
+    """Bytes per pixel of the array a Pillow mode decodes to (colour kept as three bands)."""
+    if mode in ("I", "F", "I;32", "I;32B"):
+        return 4
+    if mode.startswith("I;16"):
+        return 2
+    return 3 if mode not in ("1", "L", "LA", "P", "PA") else 1
+
+
 def _frames(
     im: Image.Image, *, name: str, frame: int | None, n_frames: int, max_pixels: int
 ) -> list[np.ndarray]:
     check_frame(frame, n_frames, name)
     indices = [frame] if frame is not None else list(range(n_frames))
     w, h = im.size
-    check_pixel_budget(w * h * len(indices), max_pixels, name, f"{w}x{h} x {len(indices)} frame(s)")
+    per_pixel = _bytes_per_pixel(im.mode)
+    check_pixel_budget(w * h * len(indices), max_pixels, name, f"{w}x{h} x {len(indices)} frame(s)",
+                       bytes_per_pixel=per_pixel)  # fmt: skip
     arrays: list[np.ndarray] = []
     total = 0
     for i in indices:
         im.seek(i)
         w, h = im.size  # pages of a TIFF may differ in size
         total += w * h
-        check_pixel_budget(total, max_pixels, name, f"frames up to {i} ({w}x{h} each)")
+        check_pixel_budget(total, max_pixels, name, f"frames up to {i} ({w}x{h} each)",
+                           bytes_per_pixel=per_pixel)  # fmt: skip
         page = im
         if n_frames == 1 and im.getexif().get(_EXIF_ORIENTATION, 1) != 1:
             page = ImageOps.exif_transpose(im)
