@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import medgym
+from medgym.core.view import ViewSpec
 from medgym.data.store import ImageStore, default_store
 from medgym.errors import ConfigError, DatasetError, MedGymError, ToolError
 from medgym.serving.body import parse_body
@@ -73,6 +74,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "Busy: every worker taken and the waiting line full; retry after `Retry-After` s"),
     )
 }
+#: A render of more output pixels than this (a 1,024 px square) runs in the heavy queue.
+LARGE_RENDER_PIXELS = 1024 * 1024
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (ServerBusy, 503),
     (AccessError, 403),
@@ -221,6 +224,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                       settings.max_queued)  # fmt: skip
     light = WorkQueue("rendering", settings.threads, settings.max_queued)
 
+    def queue_for(view: ViewSpec) -> WorkQueue:
+        """The queue of a render: one over :data:`LARGE_RENDER_PIXELS` is heavy work."""
+        w, h = view.out_size
+        return heavy if w * h > LARGE_RENDER_PIXELS else light
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
@@ -324,7 +332,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         def finish() -> Response:
             return _tool_response(result, service.render_loaded(ref, image, view), encoding, binary)
 
-        return await light.run(finish)
+        return await queue_for(view).run(finish)
 
     async def run_render(req: RenderRequest) -> Response:
         images = service.loaded(req.images)
@@ -336,7 +344,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         pixels = service.cached_pixels(ref, req.view)
         if pixels is not None and req.encoding in _INLINE_ENCODINGS:
             return _pixel_response(pixels, req.encoding)
-        return await light.run(
+        return await queue_for(req.view).run(
             lambda: _pixel_response(service.render_loaded(ref, image, req.view), req.encoding)
         )
 

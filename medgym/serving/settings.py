@@ -48,10 +48,13 @@ class ServerSettings(MedgymSettings):
         default=5.0, gt=0, le=3600, description="Idle keep-alive connections close after this."
     )
     heavy_threads: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=1024,
-        description="Of the threads, how many may decode, upload or replay turns at once.",
+        description=(
+            "Of the threads, how many may decode, upload, replay turns or render views over "
+            "1,024 px square at once (the rest serve ordinary renders)."
+        ),
     )
     max_queued: int = Field(
         default=64,

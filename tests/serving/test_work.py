@@ -67,3 +67,37 @@ def test_work_queue_refuses_only_past_its_waiting_line() -> None:
     results = asyncio.run(go())
     assert sum(isinstance(r, ServerBusy) for r in results) == 1
     assert sum(r is None for r in results) == 3
+
+
+def test_large_renders_share_the_heavy_queue(
+    sample: Sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render over 1,024 px square is heavy work: it waits (or is refused) with the decodes,
+    while an ordinary 448 px render is served at once."""
+    app = create_app(ServerSettings(threads=3, heavy_threads=1, max_queued=0))
+    service = app.state.service
+    real_load = service.load
+
+    def slow_load(ref: ImageRef) -> Any:
+        if "size=128" in ref.uri:
+            time.sleep(0.4)
+        return real_load(ref)
+
+    monkeypatch.setattr(service, "load", slow_load)
+    ref = sample.images[0].model_dump(mode="json")
+
+    def render(side: int) -> dict[str, Any]:
+        view = {"bbox_px": [0, 0, 200, 200], "out_size": [side, side]}
+        return {"images": [ref], "view": view, "encoding": "raw"}
+
+    async def go() -> tuple[int, int, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            await c.post("/v1/images/register", json={"ref": ref})  # decoded once
+            busy = asyncio.create_task(c.post("/v1/images/register", json={"ref": _uri(7)}))
+            await asyncio.sleep(0.1)
+            big = await c.post("/v1/render", json=render(2048))
+            small = await c.post("/v1/render", json=render(448))
+            return big.status_code, small.status_code, (await busy).status_code
+
+    assert asyncio.run(go()) == (503, 200, 200)
