@@ -221,7 +221,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         set_default_store(store)
     service = ToolService(settings, store)
     heavy = WorkQueue("decoding", min(settings.heavy_threads, settings.threads),
-                      settings.max_queued)  # fmt: skip
+                      settings.max_queued, nice=settings.heavy_nice)  # fmt: skip
     light = WorkQueue("rendering", settings.threads, settings.max_queued)
 
     def queue_for(view: ViewSpec) -> WorkQueue:

@@ -56,6 +56,12 @@ class ServerSettings(MedgymSettings):
             "1,024 px square at once (the rest serve ordinary renders)."
         ),
     )
+    heavy_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness of the heavy threads (Linux; 0: same priority as the rest).",
+    )
     max_queued: int = Field(
         default=64,
         ge=0,

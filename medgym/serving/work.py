@@ -13,7 +13,12 @@ A request that would wait behind ``max_queued`` others is refused at once with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import anyio
@@ -39,13 +44,17 @@ class WorkQueue:
         name: The queue's name (in the 503's message).
         workers: Threads it may use at once (>= 1).
         max_queued: Calls allowed to wait for a thread; one more is a :class:`ServerBusy`.
+        nice: Above 0, the queue has threads of its own at this lower CPU priority (Linux
+            niceness, per thread), so the OS runs the other queues' work first.
     """
 
-    def __init__(self, name: str, workers: int, max_queued: int) -> None:
+    def __init__(self, name: str, workers: int, max_queued: int, *, nice: int = 0) -> None:
         self.name = name
         self.workers = max(1, workers)
         self.max_queued = max(0, max_queued)
+        self.nice = nice
         self._limiter: anyio.CapacityLimiter | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self.admitted = 0  # running or waiting; counted here (anyio acquires after a checkpoint)
 
     @property
@@ -68,6 +77,24 @@ class WorkQueue:
             )
         self.admitted += 1
         try:
+            if self.nice > 0:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._niced_pool(), fn, *args)
             return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
         finally:
             self.admitted -= 1
+
+    def _niced_pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                self.workers, thread_name_prefix=f"medgym-{self.name}",
+                initializer=_lower_priority, initargs=(self.nice,),
+            )  # fmt: skip
+        return self._executor
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower this thread's CPU priority (any user may; where the OS refuses, keep it)."""
+    # not Linux, or not allowed: the thread keeps the same priority as the rest
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

@@ -101,3 +101,21 @@ def test_large_renders_share_the_heavy_queue(
             return big.status_code, small.status_code, (await busy).status_code
 
     assert asyncio.run(go()) == (503, 200, 200)
+
+
+def test_a_niced_queue_runs_its_work_at_lower_cpu_priority() -> None:
+    import os
+    import threading
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = niceness()
+
+    async def go() -> tuple[int, int]:
+        niced = WorkQueue("heavy", workers=1, max_queued=4, nice=7)
+        plain = WorkQueue("light", workers=1, max_queued=4)
+        return await niced.run(niceness), await plain.run(niceness)
+
+    heavy, light = asyncio.run(go())
+    assert (light == base and heavy == min(19, base + 7)) or heavy == 7
