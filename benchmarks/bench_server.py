@@ -209,6 +209,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--abuse", type=int, default=30, help="abuse seconds, <= 60 (0 skips)")
     ap.add_argument("--only-abuse", action="store_true", help="skip the wrk cases and the soak")
+    ap.add_argument(
+        "--attacker-nice", type=int, default=0,
+        help="niceness of the attackers' process (stands in for attackers on other hosts)",
+    )  # fmt: skip
     ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_bare:
@@ -237,7 +241,7 @@ def main() -> None:
         call = {"images": [ref], "views": [view], "name": "zoom_in",
                 "arguments": {"bbox_2d": [50, 50, 250, 250]}}  # fmt: skip
         if args.only_abuse:
-            abuse(base, sample, d, min(60, max(5, args.abuse)), server.pid)
+            abuse(base, sample, d, min(60, max(5, args.abuse)), server.pid, args.attacker_nice)
             return
         tmp = Path(tempfile.mkdtemp())
         cases: list[tuple[str, str, int, str | None]] = [
@@ -275,7 +279,7 @@ def main() -> None:
         if args.soak:
             soak(base, sample, d, args.soak, server.pid)
         if args.abuse:
-            abuse(base, sample, d, min(60, args.abuse), server.pid)
+            abuse(base, sample, d, min(60, args.abuse), server.pid, args.attacker_nice)
     finally:
         for p in (server, bare):
             p.terminate()
@@ -410,8 +414,14 @@ def _attackers(base: str, sample: object, stop: float, statuses: dict[str, dict[
     return [loop(n, f) for n, f in steps.items()]
 
 
-def _attack_process(base: str, sample: object, seconds: int, results: Any) -> None:
-    """Run every attacker for ``seconds`` (threads of this process); put their statuses."""
+def _attack_process(base: str, sample: object, seconds: int, results: Any, nice: int = 0) -> None:
+    """Run every attacker for ``seconds`` (threads of this process); put their statuses.
+
+    ``nice`` > 0 lowers this process's CPU priority: it stands in for attackers on other hosts,
+    whose own work (building uploads, sending heads) does not take the server's cores.
+    """
+    if nice:
+        os.nice(nice)
     statuses: dict[str, dict[int, int]] = {}
     threads = _attackers(base, sample, time.monotonic() + seconds, statuses)
     for t in threads:
@@ -421,7 +431,9 @@ def _attack_process(base: str, sample: object, seconds: int, results: Any) -> No
     results.put(statuses)
 
 
-def abuse(base: str, sample: object, desc: dict, seconds: int, pid: int) -> None:
+def abuse(
+    base: str, sample: object, desc: dict, seconds: int, pid: int, attacker_nice: int = 0
+) -> None:
     """The good client alone, then beside the attackers; p99 ratio, statuses, peak RSS."""
     import multiprocessing as mp
 
@@ -429,7 +441,9 @@ def abuse(base: str, sample: object, desc: dict, seconds: int, pid: int) -> None
     # the attackers run in their own process: in this one they would take the good client's GIL
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    attackers = ctx.Process(target=_attack_process, args=(base, sample, seconds, results))
+    attackers = ctx.Process(
+        target=_attack_process, args=(base, sample, seconds, results, attacker_nice)
+    )
     attackers.start()
     stop = time.monotonic() + seconds
     peak = [rss_mb(pid)]
@@ -445,7 +459,8 @@ def abuse(base: str, sample: object, desc: dict, seconds: int, pid: int) -> None
     sampler.join(timeout=10)
     statuses: dict[str, dict[int, int]] = results.get(timeout=120)
     attackers.join(timeout=30)
-    print(f"abuse {seconds}s, loopback, 1 good client + {len(statuses)} attackers (own process)")
+    print(f"abuse {seconds}s, loopback, 1 good client + {len(statuses)} attackers (own process, "
+          f"nice {attacker_nice})")  # fmt: skip
     print(f"{'good client':<22} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7} failed")
     for name, lat, bad in (("quiet", quiet, quiet_failed), ("under abuse", loud, loud_failed)):
         print(f"{name:<22} {len(lat):>6} {_pct(lat, 0.5):>7.1f} {_pct(lat, 0.99):>7.1f} {bad}")
