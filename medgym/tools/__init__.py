@@ -39,6 +39,7 @@ from medgym.tools.orient import (
 )
 from medgym.tools.reground import RegroundParams, reground, reground_view
 from medgym.tools.schema import openai_schema
+from medgym.tools.scroll import ScrollParams, scroll, scroll_view
 from medgym.tools.window import PRESETS, WindowParams, window, window_view
 from medgym.tools.zoom import CropParams, ZoomInParams, crop, crop_region, zoom_in, zoom_in_region
 
@@ -47,12 +48,14 @@ __all__ = [
     "ALL_TOOLS",
     "PRESETS",
     "TOOLS",
+    "VOLUME_TOOLS",
     "ZOOM_TOOLS",
     "CropParams",
     "FlipParams",
     "ImageInfo",
     "RegroundParams",
     "RotateParams",
+    "ScrollParams",
     "Sizer",
     "Tool",
     "ToolConfig",
@@ -72,6 +75,8 @@ __all__ = [
     "reground_view",
     "rotate",
     "rotate_view",
+    "scroll",
+    "scroll_view",
     "window",
     "window_view",
     "zoom_in",
@@ -84,8 +89,11 @@ ALIASES: dict[str, str] = {"image_zoom_in_tool": "zoom_in"}
 #: The region tools: what a zoom-only agent (MedVR, DeepEyes) gets.
 ZOOM_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground")
 
-#: Every tool, in registration order.
+#: The 2D tools (``MedVQA-Tools-v0``), in registration order.
 ALL_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground", "window", "rotate", "flip")
 
-#: The default registry: all tools and :data:`ALIASES`. Narrow it with ``TOOLS.subset(...)``.
-TOOLS: ToolRegistry = ToolRegistry([zoom_in, crop, reground, window, rotate, flip], ALIASES)
+#: The 2D tools and the volume tools (issue 17: ``scroll`` so far).
+VOLUME_TOOLS: tuple[str, ...] = (*ALL_TOOLS, "scroll")
+
+#: The default registry: every tool and :data:`ALIASES`. Narrow it with ``TOOLS.subset(...)``.
+TOOLS: ToolRegistry = ToolRegistry([zoom_in, crop, reground, window, rotate, flip, scroll], ALIASES)

@@ -202,8 +202,9 @@ def derive_view(
     flip_v: bool | None = None,
     window: Window | None = None,
     label: str | None = None,
+    slice_index: int | None = None,
 ) -> ViewSpec:
-    """A new view of the same image and slice as ``parent``, with the given fields changed."""
+    """A new view of the same image (and slice, unless given) as ``parent``, fields changed."""
     return ViewSpec(
         image_index=parent.image_index,
         bbox_px=parent.bbox_px if bbox_px is None else bbox_px,
@@ -211,7 +212,7 @@ def derive_view(
         flip_h=parent.flip_h if flip_h is None else flip_h,
         flip_v=parent.flip_v if flip_v is None else flip_v,
         window=parent.window if window is None else window,
-        slice_index=parent.slice_index,
+        slice_index=parent.slice_index if slice_index is None else slice_index,
         out_size=parent.out_size if out_size is None else out_size,
         parent=parent_index,
         tool=tool,

@@ -12,6 +12,7 @@ from medgym.tools import (
     ALIASES,
     ALL_TOOLS,
     TOOLS,
+    VOLUME_TOOLS,
     ZOOM_TOOLS,
     ImageInfo,
     ToolContext,
@@ -20,8 +21,9 @@ from medgym.tools import (
 
 
 def test_registry_holds_all_tools_in_order() -> None:
-    assert tuple(TOOLS) == ALL_TOOLS == ("zoom_in", "crop", "reground", "window", "rotate", "flip")
-    assert len(TOOLS.schemas()) == len(ALL_TOOLS)
+    assert ALL_TOOLS == ("zoom_in", "crop", "reground", "window", "rotate", "flip")
+    assert tuple(TOOLS) == VOLUME_TOOLS == (*ALL_TOOLS, "scroll")
+    assert len(TOOLS.schemas()) == len(VOLUME_TOOLS)
     assert set(ZOOM_TOOLS) <= set(ALL_TOOLS)
 
 

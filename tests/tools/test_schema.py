@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from medgym.errors import ConfigError
-from medgym.tools import ALL_TOOLS, PRESETS, TOOLS, openai_schema
+from medgym.tools import PRESETS, TOOLS, VOLUME_TOOLS, openai_schema
 
 FORBIDDEN = {"$ref", "$defs", "anyOf", "allOf", "oneOf", "prefixItems", "title", "default"}
 JSON_TYPES = {"string", "number", "integer", "boolean", "array", "object"}
@@ -105,17 +105,27 @@ def flip(axis: Literal["horizontal", "vertical"], image_index: int = 0) -> None:
     """
 
 
+def scroll(slice: int | None = None, step: int | None = None, image_index: int = 0) -> None:
+    """Scroll.
+
+    Args:
+        slice: Slice.
+        step: Step.
+        image_index: Image.
+    """
+
+
 PLAIN: dict[str, Callable[..., None]] = {
-    f.__name__: f for f in (zoom_in, crop, reground, window, rotate, flip)
+    f.__name__: f for f in (zoom_in, crop, reground, window, rotate, flip, scroll)
 }
 
 
 def test_plain_functions_cover_every_tool() -> None:
-    assert set(PLAIN) == set(ALL_TOOLS) == set(TOOLS)
+    assert set(PLAIN) == set(VOLUME_TOOLS) == set(TOOLS)
     assert list(Preset.__args__) == list(PRESETS)
 
 
-@pytest.mark.parametrize("name", ALL_TOOLS)
+@pytest.mark.parametrize("name", VOLUME_TOOLS)
 def test_schema_is_flat_and_typed(name: str) -> None:
     schema = TOOLS[name].to_openai_schema()
     assert schema["type"] == "function"
@@ -140,7 +150,7 @@ def test_bbox_keeps_its_item_type_and_length() -> None:
     }
 
 
-@pytest.mark.parametrize("name", ALL_TOOLS)
+@pytest.mark.parametrize("name", VOLUME_TOOLS)
 def test_schema_matches_transformers_get_json_schema(name: str) -> None:
     tf_utils = pytest.importorskip("transformers.utils")
     theirs = tf_utils.get_json_schema(PLAIN[name])["function"]["parameters"]
@@ -154,7 +164,7 @@ def test_schema_matches_transformers_get_json_schema(name: str) -> None:
         assert o.get("enum") == t.get("enum"), key
 
 
-@pytest.mark.parametrize("name", ALL_TOOLS)
+@pytest.mark.parametrize("name", VOLUME_TOOLS)
 def test_schema_validates_in_verl_mirror(name: str) -> None:
     mirror = load_mirror()
     schema = TOOLS[name].to_openai_schema()
@@ -176,7 +186,7 @@ def test_verl_drops_array_item_types() -> None:
     assert "[x1, y1, x2, y2]" in bbox["description"]  # the description still carries the shape
 
 
-@pytest.mark.parametrize("name", ALL_TOOLS)
+@pytest.mark.parametrize("name", VOLUME_TOOLS)
 def test_schema_validates_in_real_verl(name: str) -> None:
     verl_schemas = pytest.importorskip("verl.tools.schemas")
     parsed = verl_schemas.OpenAIFunctionToolSchema.model_validate(TOOLS[name].to_openai_schema())

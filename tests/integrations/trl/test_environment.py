@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medgym.tools import ALL_TOOLS, TOOLS
+from medgym.tools import ALL_TOOLS, TOOLS, VOLUME_TOOLS
 
 pytest.importorskip("trl")
 
@@ -95,14 +95,14 @@ def test_unknown_tool_is_refused_with_the_near_name(samples) -> None:
         make_environment_factory(samples, config=SessionConfig(tools=("zoom_inn",)))
 
 
-@pytest.mark.parametrize("name", ALL_TOOLS)
+@pytest.mark.parametrize("name", VOLUME_TOOLS)
 def test_trl_tool_schema_is_the_registry_contract(name: str) -> None:
     """The schema TRL derives from each generated method says what the registry says."""
     from transformers.utils import get_json_schema
 
     from medgym.integrations.trl import tool_env_class
 
-    got = get_json_schema(getattr(tool_env_class(ALL_TOOLS), name))["function"]
+    got = get_json_schema(getattr(tool_env_class(VOLUME_TOOLS), name))["function"]
     want = TOOLS[name].to_openai_schema()["function"]
     assert got["name"] == want["name"] and got["description"] == want["description"]
     gp, wp = got["parameters"], want["parameters"]
