@@ -102,6 +102,10 @@ class ViewSpec(BaseModel):
         ow, oh = self.oriented_size
         return math.sqrt((self.out_size[0] / ow) * (self.out_size[1] / oh))
 
+    def point_to_original(self, u: float, v: float) -> tuple[float, float]:
+        """A point of the view (pixels as rendered) in original pixels of the image."""
+        return self._view_point_to_original(u, v)
+
     def _view_point_to_original(self, u: float, v: float) -> tuple[float, float]:
         ow, oh = self.oriented_size
         x, y = u * ow / self.out_size[0], v * oh / self.out_size[1]

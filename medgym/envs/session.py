@@ -29,7 +29,10 @@ from medgym.envs.turns import assess_turn
 from medgym.errors import ConfigError, ToolError
 from medgym.tools.base import ImageInfo, ToolContext, ToolRegistry
 
-__all__ = ["EpisodeSession", "StepResult"]
+__all__ = ["COORDINATE_ARGS", "EpisodeSession", "StepResult"]
+
+COORDINATE_ARGS = ("bbox_2d", "line_2d")
+"""Tool arguments written in the profile's box convention (converted to view pixels here)."""
 
 logger = logging.getLogger(__name__)
 
@@ -181,19 +184,20 @@ class EpisodeSession:
 
     # ------------------------------------------------------------------ tools
     def _model_args_to_view_px(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Apply the profile's box convention: the one place model boxes become view pixels."""
-        box = arguments.get("bbox_2d")
-        if self.profile.box_format == "pixel" or not isinstance(box, (list, tuple)):
+        """Model coordinates (``bbox_2d``, ``line_2d``) to view pixels: the one place it happens."""
+        if self.profile.box_format == "pixel":
             return arguments
-        if len(box) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in box
-        ):
-            return arguments  # let the tool produce the precise error
         idx = arguments.get("image_index", 0)
         if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(self.views):
             return arguments
         out = dict(arguments)
-        out["bbox_2d"] = list(self.profile.to_view_px(box, self.views[idx].out_size))
+        for key in COORDINATE_ARGS:
+            box = arguments.get(key)
+            if not isinstance(box, (list, tuple)) or len(box) != 4:
+                continue
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
+                continue  # let the tool produce the precise error
+            out[key] = list(self.profile.to_view_px(box, self.views[idx].out_size))
         return out
 
     def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> ToolCallRecord:

@@ -32,7 +32,7 @@ def shape_only_image(desc: ImageDescription) -> MedImage:
     shape = (desc.num_slices, desc.height, desc.width, desc.channels)
     return MedImage(
         pixels=np.broadcast_to(np.zeros((1, 1, 1, 1), dtype=dtype), shape),
-        default_window=desc.default_window, modality=desc.modality,
+        default_window=desc.default_window, modality=desc.modality, spacing_mm=desc.spacing_mm,
     )  # fmt: skip
 
 

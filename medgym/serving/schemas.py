@@ -60,6 +60,7 @@ class ImageDescription(BaseModel):
     channels: Literal[1, 3]
     modality: str | None = None
     default_window: Window | None = None
+    spacing_mm: tuple[float, float] | None = None
 
 
 class RegisterRequest(BaseModel):

@@ -177,7 +177,7 @@ class ToolService:
         return ImageDescription(
             ref=ref, width=image.width, height=image.height, num_slices=image.num_slices,
             channels=3 if image.is_color else 1, modality=image.modality,
-            default_window=image.default_window,
+            default_window=image.default_window, spacing_mm=image.spacing_mm,
         )  # fmt: skip
 
     def upload(self, data: bytes, filename: str | None) -> ImageDescription:

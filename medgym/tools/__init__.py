@@ -28,6 +28,7 @@ from medgym.tools.base import (
     ToolResult,
     fit_size,
 )
+from medgym.tools.measure import MeasureParams, measure, measure_line
 from medgym.tools.orient import (
     FlipParams,
     RotateParams,
@@ -53,6 +54,7 @@ __all__ = [
     "CropParams",
     "FlipParams",
     "ImageInfo",
+    "MeasureParams",
     "RegroundParams",
     "RotateParams",
     "ScrollParams",
@@ -70,6 +72,8 @@ __all__ = [
     "fit_size",
     "flip",
     "flip_view",
+    "measure",
+    "measure_line",
     "openai_schema",
     "reground",
     "reground_view",
@@ -92,8 +96,10 @@ ZOOM_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground")
 #: The 2D tools (``MedVQA-Tools-v0``), in registration order.
 ALL_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground", "window", "rotate", "flip")
 
-#: The 2D tools and the volume tools (issue 17: ``scroll`` so far).
-VOLUME_TOOLS: tuple[str, ...] = (*ALL_TOOLS, "scroll")
+#: The 2D tools and the volume tools (issue 17: ``scroll`` and ``measure`` so far).
+VOLUME_TOOLS: tuple[str, ...] = (*ALL_TOOLS, "scroll", "measure")
 
 #: The default registry: every tool and :data:`ALIASES`. Narrow it with ``TOOLS.subset(...)``.
-TOOLS: ToolRegistry = ToolRegistry([zoom_in, crop, reground, window, rotate, flip, scroll], ALIASES)
+TOOLS: ToolRegistry = ToolRegistry(
+    [zoom_in, crop, reground, window, rotate, flip, scroll, measure], ALIASES
+)

@@ -66,6 +66,8 @@ class ImageInfo:
     is_color: bool = False
     modality: str | None = None
     default_window: Window | None = None
+    spacing_mm: tuple[float, float] | None = None
+    """``(row, column)`` pixel spacing in millimetres, when the file says."""
 
     @classmethod
     def of(cls, image: MedImage) -> ImageInfo:
@@ -77,6 +79,7 @@ class ImageInfo:
             is_color=image.is_color,
             modality=image.modality,
             default_window=image.default_window,
+            spacing_mm=image.spacing_mm,
         )
 
 

@@ -115,8 +115,17 @@ def scroll(slice: int | None = None, step: int | None = None, image_index: int =
     """
 
 
+def measure(line_2d: list[float], image_index: int = 0) -> None:
+    """Measure.
+
+    Args:
+        line_2d: Segment.
+        image_index: Image.
+    """
+
+
 PLAIN: dict[str, Callable[..., None]] = {
-    f.__name__: f for f in (zoom_in, crop, reground, window, rotate, flip, scroll)
+    f.__name__: f for f in (zoom_in, crop, reground, window, rotate, flip, scroll, measure)
 }
 
 
