@@ -66,7 +66,7 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == [
         "medgym: error: unknown policy `pixel-redaer`; did you mean `pixel-reader`?; known: "
-        "oracle, teacher, pixel-reader, random-zoom, direct"
+        "oracle, teacher, pixel-reader, random-zoom, direct, scroller"
     ]
     assert "Traceback" not in proc.stderr + proc.stdout
 

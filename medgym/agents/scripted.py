@@ -33,6 +33,7 @@ __all__ = [
     "OraclePolicy",
     "PixelReaderPolicy",
     "RandomZoomPolicy",
+    "ScrollerPolicy",
     "TeacherPolicy",
     "make_scripted_policy",
     "question_region",
@@ -219,6 +220,54 @@ class PixelReaderPolicy:
         return Generation(answer_text(answer))
 
 
+class ScrollerPolicy:
+    """Reads a volume the way a radiologist pages through it: scroll, look, answer.
+
+    It scrolls through the slices at a stride of ``stride`` (one ``scroll`` per turn), reads
+    each new slice's pixels for a bright round finding (a voxel ``threshold`` above the body's
+    intensity) and answers the ``synthetic3d`` questions from where it found one: presence
+    (``yes`` once found, ``no`` after the whole volume), location (which half holds the slice).
+    It never reads the answer or the evidence. On a 2D image, or with one turn left, it answers
+    with a seeded guess.
+
+    Args:
+        stride: Slices between two looks (nodules of ``synthetic3d`` span 5 to 7 slices).
+        threshold: Pixel value above which a slice shows a finding.
+    """
+
+    name = "scroller"
+
+    def __init__(self, stride: int = 5, threshold: int = 140) -> None:
+        self.stride = stride
+        self.threshold = threshold
+
+    def _found(self, session: EpisodeSession) -> int | None:
+        """The slice of the first view so far that shows a finding, or ``None``."""
+        for k, view in enumerate(session.views):
+            if int(session.pixels(k).max()) > self.threshold:
+                n = session.images[view.image_index].num_slices
+                return n // 2 if view.slice_index is None else view.slice_index
+        return None
+
+    async def generate(self, session: EpisodeSession) -> Generation:
+        """The next scroll, or the answer once the finding is seen (or the volume is done)."""
+        n = session.images[0].num_slices
+        options = session.sample.options
+        found = self._found(session)
+        if found is not None:
+            if "first half" in options:
+                half = "first half" if found < n // 2 else "second half"
+                return Generation(answer_text(half, f"The finding is on slice {found}."))
+            return Generation(answer_text("yes", f"A nodule on slice {found}."))
+        seen = {n // 2 if v.slice_index is None else v.slice_index for v in session.views}
+        todo = [k for k in range(self.stride // 2, n, self.stride) if k not in seen]
+        if n > 1 and todo and session.turns_left > 1 and "scroll" in session.tools:
+            return Generation(tool_call_text("scroll", {"slice": todo[0]}, "Look further."))
+        if n > 1 and not todo and "yes" in options:
+            return Generation(answer_text("no", "No slice shows a nodule."))
+        return Generation(answer_text(_fallback_answer(session, _rng(session))))
+
+
 class DirectPolicy(PixelReaderPolicy):
     """The no-tool baseline: the pixel reader answering from the first view."""
 
@@ -232,6 +281,7 @@ SCRIPTED_POLICIES: dict[str, Callable[[], Any]] = {
     "pixel-reader": PixelReaderPolicy,
     "random-zoom": RandomZoomPolicy,
     "direct": DirectPolicy,
+    "scroller": ScrollerPolicy,
 }
 
 

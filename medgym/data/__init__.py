@@ -30,6 +30,7 @@ Loader = Callable[..., list[Sample]]
 
 DATASETS: dict[str, str | Loader] = {
     "synthetic": "medgym.data.synthetic:load_synthetic",
+    "synthetic3d": "medgym.data.synthetic3d:load_synthetic3d",
     "realworld": "medgym.data.realworld:load_realworld",
     "vqa_rad": "medgym.data.loaders.vqa_rad:load_vqa_rad",
     "slake": "medgym.data.loaders.slake:load_slake",

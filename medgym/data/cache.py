@@ -23,6 +23,7 @@ Resolver = Callable[[ImageRef], MedImage]
 
 SCHEMES: dict[str, str | Resolver] = {
     "synthetic": "medgym.data.synthetic:resolve_synthetic",
+    "synthetic3d": "medgym.data.synthetic3d:resolve_synthetic3d",
     "pkg": "medgym.data.realworld:resolve_pkg",
     "store": "medgym.data.store:resolve_store",
 }

@@ -37,7 +37,17 @@ ENV_IDS: dict[str, dict[str, Any]] = {
     # One answer turn plus one retry after a format error (penalised): an env that always
     # truncates after one step fails Gymnasium's checker, and a typo should not end a baseline.
     "MedVQA-Direct-v0": {"tools": [], "max_turns": 2},
+    # CT/MR volumes (synthetic3d by default): the first view is the middle slice; scroll pages
+    # through the others (issue 17: set_plane and overview are still to come).
+    "MedVQA-Volume-v0": {
+        "dataset": "synthetic3d",
+        "tools": ["scroll", "zoom_in", "reground", "measure"],
+        "max_turns": 8,
+        "max_images": 8,
+    },
 }
+#: Env constructor options that are not session settings (left out of env_session_config).
+_ENV_ONLY = ("dataset", "split", "profile", "max_pixels", "render_mode", "tool_server")
 
 
 def env_session_config(env_id: str, **overrides: Any) -> SessionConfig:
@@ -50,7 +60,8 @@ def env_session_config(env_id: str, **overrides: Any) -> SessionConfig:
         raise ConfigError(
             f"unknown env `{env_id}`{did_you_mean(env_id, ENV_IDS)}; known: {', '.join(ENV_IDS)}"
         )
-    return SessionConfig.from_dict({**ENV_IDS[env_id], **overrides})
+    values = {k: v for k, v in ENV_IDS[env_id].items() if k not in _ENV_ONLY}
+    return SessionConfig.from_dict({**values, **overrides})
 
 
 def register_envs() -> None:

@@ -51,7 +51,7 @@ __all__ = ["AccessError", "ToolService", "encoded_image"]
 
 logger = logging.getLogger(__name__)
 
-_URI_SCHEMES = ("store", "synthetic", "pkg")
+_URI_SCHEMES = ("store", "synthetic", "synthetic3d", "pkg")
 _SERVED_DATASETS = ("synthetic", "realworld")
 _SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".nii", ".nii.gz", ".tif", ".tiff", ".bmp", ".webp")
 

@@ -312,3 +312,17 @@ def test_uploads_with_junk_are_refused_and_the_store_keeps_its_quota() -> None:
     store = app.state.service.store
     assert len(store) == 2  # the oldest upload's bytes are gone (its decoded copy may stay
     assert refs[0]["sha256"] not in store and refs[2]["sha256"] in store  # in the image LRU)
+
+
+def test_volumes_are_served_with_their_slices_and_spacing(client: TestClient) -> None:
+    """synthetic3d:// volumes register (bounded) and scroll on the server as in process."""
+    uri = "synthetic3d://v1?seed=1&size=64&slices=16&nodule=4%3A30%3A30%3A5%3A2"
+    d = client.post("/v1/images/register", json={"ref": {"uri": uri}}).json()
+    assert d["num_slices"] == 16 and d["spacing_mm"] == [0.8, 0.8]
+    view = {"bbox_px": [0, 0, 64, 64], "out_size": [64, 64]}
+    r = client.post("/v1/tools/call", json={"images": [{"uri": uri}], "views": [view],
+                                            "name": "scroll", "arguments": {"slice": 4}})  # fmt: skip
+    assert r.status_code == 200 and r.json()["view"]["slice_index"] == 4
+    too_big = "synthetic3d://v1?seed=1&size=64&slices=100000"
+    r = client.post("/v1/images/register", json={"ref": {"uri": too_big}})
+    assert r.status_code == 400 and "slices in 9..128" in r.json()["detail"]
