@@ -56,6 +56,12 @@ class ViewSpec(BaseModel):
     flip_v: bool = Field(default=False, description="Mirror top-bottom (after rotation).")
     window: Window | None = Field(default=None, description="Display window; None: default.")
     slice_index: int | None = Field(default=None, ge=0, description="Slice; None: middle slice.")
+    montage: tuple[int, ...] | None = Field(
+        default=None,
+        max_length=64,
+        description="Slices shown side by side, each labelled with its index (an overview); "
+        "None: one slice.",
+    )
     out_size: tuple[int, int] = Field(
         description="(width, height) of the rendered view.",
         # what the validator below enforces, stated in the JSON schema (OpenAPI) as well
@@ -198,6 +204,40 @@ def render_native(image: MedImage, view: ViewSpec) -> np.ndarray:
     return np.array(_render(image, view), order="C", copy=True)
 
 
+def montage_grid(count: int) -> tuple[int, int]:
+    """``(columns, rows)`` of an overview of ``count`` slices: as square as it gets."""
+    cols = max(1, math.ceil(math.sqrt(count)))
+    return cols, max(1, math.ceil(count / cols))
+
+
+def _render_montage(image: MedImage, view: ViewSpec) -> np.ndarray:
+    """The view's region on each slice of ``view.montage``, tiled row by row, index burnt in."""
+    slices = view.montage or ()
+    cols, rows = montage_grid(len(slices))
+    out_w, out_h = view.out_size
+    tile_w, tile_h = max(1, out_w // cols), max(1, out_h // rows)
+    tiles = []
+    for k in slices:
+        tile = view.model_copy(
+            update={"montage": None, "slice_index": k, "out_size": (tile_w, tile_h)}
+        )
+        tiles.append(np.ascontiguousarray(_render(image, tile)))
+    channels = tiles[0].shape[2] if tiles else 1
+    canvas = np.zeros((out_h, out_w, channels), np.uint8)
+    scale = max(0.3, min(tile_w, tile_h) / 160)
+    for i, (k, pixels) in enumerate(zip(slices, tiles, strict=True)):
+        r, c = divmod(i, cols)
+        y, x = r * tile_h, c * tile_w
+        th, tw = pixels.shape[:2]
+        canvas[y : y + th, x : x + tw] = pixels
+        label = np.ascontiguousarray(canvas[y : y + th, x : x + tw])
+        org = (3, max(10, int(14 * scale)))
+        cv2.putText(label, str(k), org, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale,
+                    (255,) * channels, max(1, int(scale)), cv2.LINE_AA)  # fmt: skip
+        canvas[y : y + th, x : x + tw] = label.reshape(th, tw, channels)
+    return canvas
+
+
 def gray_to_rgb(pixels: np.ndarray) -> np.ndarray:
     """A fresh ``(height, width, 3)`` array from ``(height, width, 1)`` (or 2-D) gray pixels."""
     gray = pixels[:, :, 0] if pixels.ndim == 3 else pixels
@@ -206,6 +246,8 @@ def gray_to_rgb(pixels: np.ndarray) -> np.ndarray:
 
 def _render(image: MedImage, view: ViewSpec) -> np.ndarray:
     """Crop, resize, window and orient; may share memory with ``image`` (callers copy)."""
+    if view.montage is not None:
+        return _render_montage(image, view)
     s = image.num_slices // 2 if view.slice_index is None else view.slice_index
     if s >= image.num_slices:
         raise ConfigError(f"slice {s} is out of range; the image has {image.num_slices} slices")

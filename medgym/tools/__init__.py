@@ -38,6 +38,7 @@ from medgym.tools.orient import (
     rotate,
     rotate_view,
 )
+from medgym.tools.overview import OverviewParams, overview, overview_view
 from medgym.tools.reground import RegroundParams, reground, reground_view
 from medgym.tools.schema import openai_schema
 from medgym.tools.scroll import ScrollParams, scroll, scroll_view
@@ -55,6 +56,7 @@ __all__ = [
     "FlipParams",
     "ImageInfo",
     "MeasureParams",
+    "OverviewParams",
     "RegroundParams",
     "RotateParams",
     "ScrollParams",
@@ -75,6 +77,8 @@ __all__ = [
     "measure",
     "measure_line",
     "openai_schema",
+    "overview",
+    "overview_view",
     "reground",
     "reground_view",
     "rotate",
@@ -96,10 +100,10 @@ ZOOM_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground")
 #: The 2D tools (``MedVQA-Tools-v0``), in registration order.
 ALL_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground", "window", "rotate", "flip")
 
-#: The 2D tools and the volume tools (issue 17: ``scroll`` and ``measure`` so far).
-VOLUME_TOOLS: tuple[str, ...] = (*ALL_TOOLS, "scroll", "measure")
+#: The 2D tools and the volume tools (issue 17: set_plane is still to come).
+VOLUME_TOOLS: tuple[str, ...] = (*ALL_TOOLS, "scroll", "overview", "measure")
 
 #: The default registry: every tool and :data:`ALIASES`. Narrow it with ``TOOLS.subset(...)``.
 TOOLS: ToolRegistry = ToolRegistry(
-    [zoom_in, crop, reground, window, rotate, flip, scroll, measure], ALIASES
+    [zoom_in, crop, reground, window, rotate, flip, scroll, overview, measure], ALIASES
 )

@@ -203,8 +203,19 @@ def derive_view(
     window: Window | None = None,
     label: str | None = None,
     slice_index: int | None = None,
+    montage: tuple[int, ...] | None = None,
 ) -> ViewSpec:
-    """A new view of the same image (and slice, unless given) as ``parent``, fields changed."""
+    """A new view of the same image (and slice, unless given) as ``parent``, fields changed.
+
+    Raises:
+        ToolError: ``parent`` is an overview (a montage of slices) and no slice is chosen: a
+            region of an overview is no region of the image.
+    """
+    if parent.montage is not None and slice_index is None:
+        raise ToolError(
+            f"image {parent_index} is an overview of slices {list(parent.montage)}; scroll to "
+            "one of them first (scroll with slice=...), then look closer"
+        )
     return ViewSpec(
         image_index=parent.image_index,
         bbox_px=parent.bbox_px if bbox_px is None else bbox_px,
@@ -213,6 +224,7 @@ def derive_view(
         flip_v=parent.flip_v if flip_v is None else flip_v,
         window=parent.window if window is None else window,
         slice_index=parent.slice_index if slice_index is None else slice_index,
+        montage=montage,
         out_size=parent.out_size if out_size is None else out_size,
         parent=parent_index,
         tool=tool,

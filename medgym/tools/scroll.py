@@ -60,6 +60,11 @@ def scroll_view(ctx: ToolContext, params: ScrollParams) -> ToolResult:
     if (params.slice is None) == (params.step is None):
         raise ToolError("give either slice (the slice to show) or step (slices to move), one")
     target = ctx.view(params.image_index)
+    if target.montage is not None and params.step is not None:
+        raise ToolError(
+            f"image {params.image_index} is an overview of slices {list(target.montage)}: "
+            "choose one with slice=..., not a step"
+        )
     count = ctx.images[target.image_index].num_slices
     if count < 2:
         raise ToolError(
@@ -72,7 +77,7 @@ def scroll_view(ctx: ToolContext, params: ScrollParams) -> ToolResult:
             f"slice {new} is outside the volume: it has slices 0..{count - 1} "
             f"(image {params.image_index} shows slice {current})"
         )
-    if new == current:
+    if new == current and target.montage is None:
         raise ToolError(f"image {params.image_index} already shows slice {new}")
     check_room(ctx)
     view = derive_view(target, params.image_index, tool="scroll", slice_index=new)

@@ -124,8 +124,18 @@ def measure(line_2d: list[float], image_index: int = 0) -> None:
     """
 
 
+def overview(count: int = 9, image_index: int = 0) -> None:
+    """Overview.
+
+    Args:
+        count: Count.
+        image_index: Image.
+    """
+
+
 PLAIN: dict[str, Callable[..., None]] = {
-    f.__name__: f for f in (zoom_in, crop, reground, window, rotate, flip, scroll, measure)
+    f.__name__: f
+    for f in (zoom_in, crop, reground, window, rotate, flip, scroll, overview, measure)
 }
 
 

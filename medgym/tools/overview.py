@@ -1,0 +1,93 @@
+"""``overview``: several evenly spaced slices of a volume side by side, each labelled.
+
+A radiologist pages through a study; a model with a few turns cannot. ``overview`` shows
+``count`` evenly spaced slices (the first and the last included) of the chosen view's region
+as one image, a grid of tiles each with its slice number burnt into its top-left corner
+(``ViewSpec.montage``), so the model can pick where to go in one turn and ``scroll`` there. An
+overview is not a region of the image: zooming into it is refused; ``scroll`` with ``slice``
+leaves it for one slice.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medgym.errors import ToolError
+from medgym.tools._args import Index
+from medgym.tools._geometry import check_room, derive_view, made_view
+from medgym.tools.base import Tool, ToolContext, ToolResult
+
+__all__ = ["OverviewParams", "overview", "overview_view"]
+
+MIN_TILES, MAX_TILES = 4, 16
+
+
+class OverviewParams(BaseModel):
+    """Arguments of :func:`overview_view`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: Index = Field(
+        default=9,
+        description=f"How many evenly spaced slices to show side by side, {MIN_TILES}-{MAX_TILES}.",
+    )
+    image_index: Index = Field(
+        default=0, description="Which image shown so far to overview: 0 is the original image."
+    )
+
+
+def evenly_spaced(slices: int, count: int) -> tuple[int, ...]:
+    """``count`` slice indices from 0 to ``slices - 1``, evenly spaced, without repeats."""
+    k = min(count, slices)
+    if k <= 1:
+        return (0,)
+    return tuple(sorted({round(i * (slices - 1) / (k - 1)) for i in range(k)}))
+
+
+def overview_view(ctx: ToolContext, params: OverviewParams) -> ToolResult:
+    """A montage of evenly spaced slices of view ``image_index``'s region.
+
+    Args:
+        ctx: Views so far and image facts.
+        params: How many slices and the view to take the region, window and size from.
+
+    Returns:
+        A result with the new (montage) view.
+
+    Raises:
+        ToolError: ``count`` out of range, a 2D image, a target that is an overview already,
+            ``image_index`` naming no view, or too many views.
+    """
+    if not MIN_TILES <= params.count <= MAX_TILES:
+        raise ToolError(f"count must be {MIN_TILES} to {MAX_TILES}; got {params.count}")
+    target = ctx.view(params.image_index)
+    if target.montage is not None:
+        raise ToolError(f"image {params.image_index} is an overview already; scroll to a slice")
+    slices = ctx.images[target.image_index].num_slices
+    if slices < 2:
+        raise ToolError(
+            f"image {params.image_index} is a single 2D picture: there are no slices to overview"
+        )
+    check_room(ctx)
+    chosen = evenly_spaced(slices, params.count)
+    view = derive_view(
+        target, params.image_index, tool="overview", slice_index=chosen[0], montage=chosen
+    )
+    listed = ", ".join(map(str, chosen))
+    what = (
+        f"Overview of slices {listed} of {slices} (from image {params.image_index}), left to "
+        "right and top to bottom, each labelled with its slice number; scroll with slice=... to "
+        "look at one"
+    )
+    return made_view(ctx, what, view)
+
+
+overview = Tool(
+    name="overview",
+    description=(
+        "Show evenly spaced slices of a CT or MR volume shown so far side by side, each labelled "
+        "with its slice number, to choose where to scroll."
+    ),
+    params=OverviewParams,
+    fn=overview_view,
+)

@@ -1,0 +1,76 @@
+"""``overview``: evenly spaced slices side by side, labelled; a montage is no region to zoom."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medgym.core.images import MedImage
+from medgym.core.view import full_view, montage_grid, render
+from medgym.errors import ToolError
+from medgym.tools import TOOLS, ImageInfo, ToolContext
+from medgym.tools.overview import evenly_spaced
+
+
+def _volume(slices: int = 20) -> MedImage:
+    return MedImage(
+        pixels=np.stack([np.full((64, 64, 1), 10 * k, np.uint8) for k in range(slices)])
+    )
+
+
+def _ctx(image: MedImage, *views) -> ToolContext:  # type: ignore[no-untyped-def]
+    first = full_view(image, (192, 192))
+    return ToolContext(views=(first, *views), images=(ImageInfo.of(image),))
+
+
+@pytest.mark.parametrize(("slices", "count", "want"), [(20, 4, (0, 6, 13, 19)), (3, 9, (0, 1, 2)),
+                                                       (100, 5, (0, 25, 50, 74, 99))])  # fmt: skip
+def test_evenly_spaced_includes_both_ends(slices: int, count: int, want: tuple) -> None:
+    assert evenly_spaced(slices, count) == want
+
+
+def test_overview_tiles_the_slices_with_their_numbers() -> None:
+    image = _volume()
+    res = TOOLS["overview"](_ctx(image), {"count": 4})
+    view = res.view
+    assert view is not None and view.montage == (0, 6, 13, 19) and view.tool == "overview"
+    assert "slices 0, 6, 13, 19 of 20" in res.text and "this is image 1" in res.text
+    px = render(image, view)
+    cols, rows = montage_grid(4)
+    tile = 192 // cols
+    centres = [int(px[r * tile + tile // 2, c * tile + tile // 2, 0]) for r in range(rows)
+               for c in range(cols)]  # fmt: skip
+    assert centres == [0, 60, 130, 190]  # each tile shows its own slice
+    corner = px[: tile // 4, : tile // 2, 0]
+    assert corner.max() == 255  # the slice number is burnt in (white on the dark first slice)
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "match"),
+    [
+        ("zoom_in", {"bbox_2d": [0, 0, 50, 50], "image_index": 1}, "is an overview of slices"),
+        ("scroll", {"step": 1, "image_index": 1}, "choose one with slice"),
+        ("overview", {"image_index": 1}, "overview already"),
+        ("overview", {"count": 30}, "count must be 4 to 16"),
+    ],
+    ids=["zoom-into-overview", "step-from-overview", "overview-of-overview", "too-many"],
+)
+def test_what_an_overview_refuses(tool: str, args: dict, match: str) -> None:
+    image = _volume()
+    ov = TOOLS["overview"](_ctx(image), {"count": 4}).view
+    with pytest.raises(ToolError, match=match):
+        TOOLS[tool](_ctx(image, ov), args)
+
+
+def test_scroll_with_a_slice_leaves_the_overview_for_that_slice() -> None:
+    image = _volume()
+    ov = TOOLS["overview"](_ctx(image), {"count": 4}).view
+    res = TOOLS["scroll"](_ctx(image, ov), {"slice": 13, "image_index": 1})
+    assert res.view is not None and res.view.montage is None and res.view.slice_index == 13
+    assert int(render(image, res.view)[10, 10, 0]) == 130
+
+
+def test_a_2d_picture_has_no_overview() -> None:
+    flat = MedImage(pixels=np.zeros((1, 32, 32, 1), np.uint8))
+    with pytest.raises(ToolError, match="single 2D picture"):
+        TOOLS["overview"](_ctx(flat), {})
