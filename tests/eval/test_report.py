@@ -113,3 +113,20 @@ def test_evr_fire_rate_is_reported(tmp_path: Path) -> None:
     main = res.results["conditions"]["main"]
     assert main["metrics"]["evr_fire_rate"]["value"] > 0
     assert main["evr_counters"]["evr/fires"] > 0
+
+
+def test_volume_views_are_captioned_with_their_slices(tmp_path) -> None:
+    """Issue 17: the report says which slice (or overview) each view of a volume shows."""
+    from medgym.agents import GroupRunner, make_scripted_policy
+    from medgym.data import load
+    from medgym.envs import env_session_config
+    from medgym.eval.report.viewer import episode_html
+
+    samples = load("synthetic3d", num_samples=2)
+    groups = GroupRunner(env_session_config("MedVQA-Volume-v0"), n=1, progress=False).run(
+        samples, make_scripted_policy("scroller")
+    )
+    traj = groups[0].trajectories[0]
+    page = episode_html(groups[0], traj, {"correct": 1.0, "score": 1.0}, "main")
+    scrolled = [v.slice_index for v in traj.views[1:]]
+    assert scrolled and all(f"· slice {k}" in page for k in scrolled)

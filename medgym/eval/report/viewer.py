@@ -136,8 +136,17 @@ def _figure(group: Group, traj: Trajectory, index: int, boxes: list[Any]) -> str
     return (
         f'<figure class="view"><div class="frame"><img alt="view {index}" '
         f'src="data:image/png;base64,{png}">{divs}</div>'
-        f"<figcaption>view {index}</figcaption></figure>"
+        f"<figcaption>view {index}{_slice_caption(view)}</figcaption></figure>"
     )
+
+
+def _slice_caption(view: ViewSpec) -> str:
+    """Where in a volume a view looks (nothing for a 2D view): its slice, or an overview's."""
+    if view.montage is not None:
+        return " · overview of slices " + ", ".join(map(str, view.montage))
+    if view.slice_index is not None:
+        return f" · slice {view.slice_index}"
+    return ""
 
 
 def episode_html(group: Group, traj: Trajectory, record: dict[str, Any], condition: str) -> str:
