@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 _METRICS = (
     "turns", "tool_calls", "tool_ok", "tool_errors", "format_errors", "budget_errors",
-    "images_shown", "clamped", "enlarged",
+    "images_shown", "clamped", "enlarged", "slices_viewed",
 )  # fmt: skip
 
 
@@ -122,6 +122,7 @@ class EpisodeSession:
         ]
         self.turns: list[Turn] = []
         self.metrics: dict[str, float] = dict.fromkeys(_METRICS, 0.0)
+        self.metrics["slices_viewed"] = float(len(_slices_seen(self.views, self.images)))
         self.answer: str | None = None
         self.terminated = False
         self.truncated = False
@@ -234,6 +235,7 @@ class EpisodeSession:
             self.views.append(result.view)
             view_index = len(self.views) - 1
             self.metrics["images_shown"] += 1
+            self.metrics["slices_viewed"] = float(len(_slices_seen(self.views, self.images)))
         return ToolCallRecord(
             name=tool.name,
             arguments=arguments,
@@ -376,3 +378,15 @@ class EpisodeSession:
             reward_parts=dict(self.reward_parts),
             metrics=dict(self.metrics),
         )
+
+
+def _slices_seen(views: Sequence[ViewSpec], images: Sequence[MedImage]) -> set[tuple[int, int]]:
+    """``(image, slice)`` pairs the views have shown (an overview shows each of its slices)."""
+    seen: set[tuple[int, int]] = set()
+    for v in views:
+        if v.montage is not None:
+            seen.update((v.image_index, k) for k in v.montage)
+        else:
+            k = images[v.image_index].num_slices // 2 if v.slice_index is None else v.slice_index
+            seen.add((v.image_index, k))
+    return seen

@@ -95,6 +95,8 @@ def test_volume_env_is_check_env_clean_and_the_scroller_answers() -> None:
     assert terminated and info["reward_parts"]["accuracy"] == 1.0
     assert session.metrics["tool_calls"] >= 1
     assert all(v.slice_index is not None for v in session.views[1:])
+    # the budgets count slices seen: the middle slice, then one per scroll
+    assert session.metrics["slices_viewed"] == 1 + session.metrics["tool_calls"]
 
 
 def test_the_scroller_beats_its_no_tools_ablation_by_a_wide_margin() -> None:

@@ -74,3 +74,21 @@ def test_a_2d_picture_has_no_overview() -> None:
     flat = MedImage(pixels=np.zeros((1, 32, 32, 1), np.uint8))
     with pytest.raises(ToolError, match="single 2D picture"):
         TOOLS["overview"](_ctx(flat), {})
+
+
+def test_a_session_counts_the_slices_an_overview_shows() -> None:
+    from medgym.core.images import ImageRef
+    from medgym.core.sample import Sample
+    from medgym.envs.config import SessionConfig
+    from medgym.envs.session import EpisodeSession
+
+    sample = Sample(id="o", images=(ImageRef(uri="mem://o"),), question="Where?")
+    config = SessionConfig.from_dict({"tools": ["overview", "scroll"], "max_turns": 4})
+    session = EpisodeSession(sample, config=config, images=[_volume()])
+    assert session.metrics["slices_viewed"] == 1  # the middle slice, 10
+    session.apply_turn('<tool_call>{"name": "overview", "arguments": {"count": 4}}</tool_call>')
+    assert session.metrics["slices_viewed"] == 5  # + 0, 6, 13, 19
+    session.apply_turn(
+        '<tool_call>{"name": "scroll", "arguments": {"slice": 13, "image_index": 1}}</tool_call>'
+    )
+    assert session.metrics["slices_viewed"] == 5  # 13 was seen already
