@@ -36,6 +36,9 @@ class ToolCallRecord(BaseModel):
         default=None, description="Region the call looked at, in original pixels (if any)."
     )
     image_index: int | None = Field(default=None, description="Sample image the region is in.")
+    slice_index: int | None = Field(
+        default=None, description="Slice of a volume the region is on (None: 2D, or the middle)."
+    )
     penalty: float = Field(default=0.0, description="Penalty charged for this call (>= 0).")
     error: str | None = Field(default=None, description="Error class name when not ok.")
 

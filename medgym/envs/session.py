@@ -243,6 +243,7 @@ class EpisodeSession:
             text=result.text,
             view_index=view_index,
             bbox_px=result.view.bbox_px if result.view is not None else None,
+            slice_index=result.view.slice_index if result.view is not None else None,
             image_index=result.view.image_index if result.view is not None else None,
             penalty=result.penalty,
         )

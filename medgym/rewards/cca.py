@@ -13,6 +13,10 @@ Choices where the paper is silent (all knobs):
 - ``|T+| = 0``: nobody gets tool reward. One T+ zoomer: the consensus is its own footprint, so
   it gets ``high`` (set ``min_voters=2`` to pay ``low`` until at least two agree).
 - Several images: one raster per image; IoU pools the cells of all images.
+- Volumes: a region on slice ``s`` covers slices ``s - slice_tolerance .. s + slice_tolerance``
+  (a slice range x box), one raster per (image, slice), so two zooms on the same spot of
+  distant slices do not agree while zooms a slice or two apart on one nodule do. Regions with
+  no slice (2D images, a volume's first, middle-slice view) share one raster per image.
 - Boxes covering (almost) the whole image, such as a window call on the first view, say nothing
   about where the rollout looked and are ignored (``full_frame``).
 """
@@ -33,7 +37,10 @@ from medgym.rewards.group import GroupRewardResult, register_group_reward
 from medgym.rewards.hsr import HSRConfig, hsr_scores
 from medgym.rewards.pseudo import group_answers, majority_label
 
-__all__ = ["CCAReward", "consensus_boxes", "footprints", "image_sizes"]
+__all__ = ["CCAReward", "consensus_boxes", "footprint_keys", "footprints", "image_sizes"]
+
+Key = tuple[int, int | None]
+"""A footprint raster: ``(image_index, slice)``; ``slice`` None for 2D regions."""
 
 Positives = Literal["auto", "label", "pseudo", "hsr"]
 
@@ -64,15 +71,37 @@ def image_sizes(group: Group) -> list[tuple[float, float]]:
     return out
 
 
-def _regions(t: Trajectory, tools: frozenset[str] | None) -> list[tuple[int, tuple[float, ...]]]:
+def _regions(
+    t: Trajectory, tools: frozenset[str] | None
+) -> list[tuple[int, int | None, tuple[float, ...]]]:
     # Only executed calls that returned an image count.
     return [
-        (c.image_index or 0, c.bbox_px)
+        (c.image_index or 0, c.slice_index, c.bbox_px)
         for turn in t.turns
         for c in turn.tool_calls
         if c.ok and c.view_index is not None and c.bbox_px is not None
         and (tools is None or c.name in tools)
     ]  # fmt: skip
+
+
+def _covered(s: int | None, tolerance: int) -> list[int | None]:
+    return [s] if s is None else [k for k in range(s - tolerance, s + tolerance + 1) if k >= 0]
+
+
+def footprint_keys(
+    group: Group, *, tools: frozenset[str] | None = None, slice_tolerance: int = 2
+) -> list[Key]:
+    """The rasters of :func:`footprints`: one per image, then one per (image, slice) covered."""
+    k_images = len(group.sample.images)
+    sliced = {
+        (k, c)
+        for t in group.trajectories
+        for k, s, _ in _regions(t, tools)
+        if s is not None and 0 <= k < k_images
+        for c in _covered(s, slice_tolerance)
+    }
+    plain: list[Key] = [(k, None) for k in range(k_images)]
+    return plain + sorted(sliced, key=lambda key: (key[0], key[1] or 0))
 
 
 def footprints(
@@ -81,25 +110,34 @@ def footprints(
     grid: int = 64,
     tools: frozenset[str] | None = None,
     full_frame: float = 0.98,
+    slice_tolerance: int = 2,
 ) -> np.ndarray:
-    """Rasterised footprints, a bool array of shape ``(n_rollouts, n_images, grid, grid)``.
+    """Rasterised footprints, a bool array of shape ``(n_rollouts, n_keys, grid, grid)``.
 
-    A cell is covered when the box overlaps it with positive area, so every box inside the
-    image covers at least one cell. Vectorised: one broadcast over all boxes of the group.
+    The keys are :func:`footprint_keys`: one raster per sample image (2D regions), then one
+    per (image, slice) a volume region covers. A cell is covered when the box overlaps it with
+    positive area, so every box inside the image covers at least one cell. Vectorised: one
+    broadcast over all boxes of the group.
     """
     n, k_images = len(group), len(group.sample.images)
+    keys = footprint_keys(group, tools=tools, slice_tolerance=slice_tolerance)
+    index = {key: i for i, key in enumerate(keys)}
     sizes = np.asarray(image_sizes(group), dtype=np.float64)
-    rows: list[tuple[int, int, float, float, float, float]] = []
+    rows: list[tuple[int, int, int, float, float, float, float]] = []
     for r, t in enumerate(group.trajectories):
-        for k, b in _regions(t, tools):
+        for k, s, b in _regions(t, tools):
             if 0 <= k < k_images:
-                rows.append((r, k, b[0], b[1], b[2], b[3]))
-    empty = np.zeros((n, k_images, grid, grid), dtype=bool)
+                for c in _covered(s, slice_tolerance):
+                    rows.append((r, index[(k, c)], k, b[0], b[1], b[2], b[3]))
+    n_keys = len(keys)
+    empty = np.zeros((n, n_keys, grid, grid), dtype=bool)
     if not rows:
         return empty
     a = np.asarray(rows, dtype=np.float64)
     rid, kid = a[:, 0].astype(np.intp), a[:, 1].astype(np.intp)
-    w, h = sizes[kid, 0], sizes[kid, 1]
+    img = a[:, 2].astype(np.intp)
+    a = np.delete(a, 2, axis=1)
+    w, h = sizes[img, 0], sizes[img, 1]
     x1, x2 = np.clip(a[:, 2] / w, 0, 1) * grid, np.clip(a[:, 4] / w, 0, 1) * grid
     y1, y2 = np.clip(a[:, 3] / h, 0, 1) * grid, np.clip(a[:, 5] / h, 0, 1) * grid
     frac = (x2 - x1) * (y2 - y1) / (grid * grid)
@@ -117,25 +155,34 @@ def footprints(
     # Union of rectangles per (rollout, image) as one batched matrix product: target t gets
     # sum_b [b in t] outer(in_y[b], in_x[b]); cells > 0 are covered by at least one box.
     n_boxes = len(in_x)
-    rows_t = np.zeros((n * k_images, grid, n_boxes), dtype=np.float32)
-    rows_t[rid * k_images + kid, :, np.arange(n_boxes)] = in_y
-    return (rows_t @ in_x > 0).reshape(n, k_images, grid, grid)
+    rows_t = np.zeros((n * n_keys, grid, n_boxes), dtype=np.float32)
+    rows_t[rid * n_keys + kid, :, np.arange(n_boxes)] = in_y
+    return (rows_t @ in_x > 0).reshape(n, n_keys, grid, grid)
 
 
 def consensus_boxes(
-    consensus: np.ndarray, sizes: Sequence[tuple[float, float]]
+    consensus: np.ndarray,
+    sizes: Sequence[tuple[float, float]],
+    keys: Sequence[Key] | None = None,
 ) -> list[dict[str, Any]]:
-    """Bounding boxes (original pixels) of the connected parts of a ``(K, G, G)`` mask."""
+    """Bounding boxes (original pixels) of the connected parts of a ``(K, G, G)`` mask.
+
+    With ``keys`` (:func:`footprint_keys`), a box on a volume's raster also names its slice.
+    """
     out: list[dict[str, Any]] = []
-    for k, m in enumerate(consensus):
+    for i, m in enumerate(consensus):
         if not m.any():
             continue
+        k, s = keys[i] if keys is not None else (i, None)
         g = m.shape[0]
         sx, sy = sizes[k][0] / g, sizes[k][1] / g
         count, _, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=4)
         for x, y, w, h, _area in stats[1:count]:
             box = (float(x * sx), float(y * sy), float((x + w) * sx), float((y + h) * sy))
-            out.append({"image_index": k, "bbox_px": box})
+            entry: dict[str, Any] = {"image_index": k, "bbox_px": box}
+            if s is not None:
+                entry["slice_index"] = s
+            out.append(entry)
     return out
 
 
@@ -158,6 +205,7 @@ class CCAReward:
         tools: Tool names whose regions count (``None``: every call that returned an image).
         min_voters: Fewest T+ zoomers needed for a consensus; below it they all get ``low``.
         full_frame: Boxes covering at least this share of the image are ignored.
+        slice_tolerance: Slices on each side of a volume region's slice that it covers.
     """
 
     name = "cca"
@@ -176,6 +224,7 @@ class CCAReward:
         tools: Sequence[str] | None = None,
         min_voters: int = 1,
         full_frame: float = 0.98,
+        slice_tolerance: int = 2,
     ) -> None:
         if not 4 <= grid <= 1024:
             raise ConfigError(f"grid must be in [4, 1024]; got {grid}")
@@ -194,6 +243,9 @@ class CCAReward:
         self._embedder: Embedder | None = None
         self.tools = frozenset(tools) if tools is not None else None
         self.min_voters, self.full_frame = min_voters, full_frame
+        if slice_tolerance < 0:
+            raise ConfigError(f"slice_tolerance must be >= 0; got {slice_tolerance}")
+        self.slice_tolerance = slice_tolerance
 
     def _hsr_embedder(self) -> Embedder:
         if self._embedder is None:
@@ -239,7 +291,10 @@ class CCAReward:
         diag: dict[str, Any] = dict(diagnostics or {})
         if n == 0:
             return GroupRewardResult([], {"tool": [], "iou": []}, {**diag, "reason": "empty group"})
-        masks = footprints(group, grid=self.grid, tools=self.tools, full_frame=self.full_frame)
+        masks = footprints(
+            group, grid=self.grid, tools=self.tools, full_frame=self.full_frame,
+            slice_tolerance=self.slice_tolerance,
+        )  # fmt: skip
         flat = masks.reshape(n, -1)
         zoomed = np.count_nonzero(flat, axis=1) > 0
         pos = np.asarray(positives, dtype=bool)
@@ -263,7 +318,11 @@ class CCAReward:
             tplus=[int(i) for i in np.flatnonzero(pos)],
             voters=n_voters,
             zoomed=[bool(z) for z in zoomed],
-            consensus_boxes=consensus_boxes(consensus, image_sizes(group)),
+            consensus_boxes=consensus_boxes(
+                consensus,
+                image_sizes(group),
+                footprint_keys(group, tools=self.tools, slice_tolerance=self.slice_tolerance),
+            ),
             skipped=False,
         )
         if not pos.any():

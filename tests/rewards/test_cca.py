@@ -7,7 +7,7 @@ from medgym.agents import GroupRunner, OraclePolicy, RandomZoomPolicy
 from medgym.data import load
 from medgym.errors import ConfigError
 from medgym.rewards import CCAReward
-from medgym.rewards.cca import footprints
+from medgym.rewards.cca import footprint_keys, footprints
 from medgym.rewards.testing import make_group
 
 TL = (0, (0.0, 0.0, 256.0, 256.0))
@@ -114,3 +114,34 @@ def test_cca_on_runner_groups() -> None:
         res = CCAReward().reward(g)
         assert set(res.rewards) <= {0.0, 0.5, 1.0}
         assert len(res.rewards) == 4
+
+
+def _on_slices(group, slices):  # type: ignore[no-untyped-def]
+    """Put rollout i's zoom calls on slice ``slices[i]`` of a volume (None: no slice)."""
+    for t, s in zip(group.trajectories, slices, strict=True):
+        for turn in t.turns:
+            for call in turn.tool_calls:
+                call.slice_index = s
+    return group
+
+
+def test_volume_footprints_are_slice_range_times_box() -> None:
+    """Issue 17: the same box on nearby slices agrees, on a distant slice it does not."""
+    box = (0, (100.0, 100.0, 200.0, 200.0))
+    g = _on_slices(make_group(["yes"] * 3, [[box]] * 3, label="yes"), [10, 11, 25])
+    keys = footprint_keys(g)
+    assert keys[0] == (0, None) and (0, 8) in keys and (0, 13) in keys and (0, 27) in keys
+    masks = footprints(g, grid=64)
+    flat = masks.reshape(3, -1)
+    inter01 = (flat[0] & flat[1]).sum() / (flat[0] | flat[1]).sum()
+    assert inter01 == pytest.approx(4 / 6)  # slices 8-12 and 9-13 share four of six
+    assert not (flat[0] & flat[2]).any()  # 8-12 and 23-27 share nothing
+    res = CCAReward(iou_threshold=0.5).reward(g)
+    assert res.rewards[0] == res.rewards[1] > res.rewards[2]
+    assert {b["slice_index"] for b in res.diagnostics["consensus_boxes"]} == {9, 10, 11, 12}
+
+
+def test_2d_footprints_keep_one_raster_per_image() -> None:
+    g = make_group(["yes", "yes"], [[TL], [TL]], label="yes")
+    assert footprint_keys(g) == [(0, None)]
+    assert footprints(g).shape == (2, 1, 64, 64)
