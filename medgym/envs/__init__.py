@@ -41,7 +41,7 @@ ENV_IDS: dict[str, dict[str, Any]] = {
     # through the others (issue 17: set_plane and overview are still to come).
     "MedVQA-Volume-v0": {
         "dataset": "synthetic3d",
-        "tools": ["scroll", "zoom_in", "reground", "measure"],
+        "tools": ["scroll", "overview", "zoom_in", "reground", "measure"],
         "max_turns": 8,
         "max_images": 8,
     },

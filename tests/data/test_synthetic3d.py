@@ -114,3 +114,25 @@ def test_the_scroller_beats_its_no_tools_ablation_by_a_wide_margin() -> None:
         accuracy("direct", "MedVQA-Direct-v0"),
     )
     assert scroller >= 0.95 and direct <= 0.75, (scroller, direct)
+
+
+def test_a_real_volume_scrolls_in_the_volume_env() -> None:
+    """nibabel's example MRI (a real NIfTI volume shipped in the package) in MedVQA-Volume-v0."""
+    pytest.importorskip("nibabel")
+    volumes = [s for s in load("realworld") if s.images[0].uri.startswith("pkg://nibabel/")]
+    env = gym.make("MedVQA-Volume-v0", samples=volumes)
+    env.reset(seed=0, options={"sample_id": volumes[0].id})
+    session = env.unwrapped.session
+    n = session.images[0].num_slices
+    assert n > 1 and session.images[0].spacing_mm is not None
+    _, _, _, _, info = env.step(
+        '<tool_call>{"name": "overview", "arguments": {"count": 4}}</tool_call>'
+    )
+    assert session.views[1].montage == (0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1)
+    _, _, _, _, info = env.step(
+        '<tool_call>{"name": "scroll", "arguments": {"slice": 1}}</tool_call>'
+    )
+    assert session.views[2].slice_index == 1 and info["metrics"]["slices_viewed"] >= 5
+    line = '{"name": "measure", "arguments": {"line_2d": [0, 0, 10, 0], "image_index": 2}}'
+    _, _, _, _, info = env.step(f"<tool_call>{line}</tool_call>")
+    assert " mm" in session.turns[-1].observation and not info["errors"]
