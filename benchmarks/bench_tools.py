@@ -97,6 +97,60 @@ def main() -> None:
             str(box_side), f"{times['medgym']:.3f}", f"{times['floor']:.3f}", f"{ratio:.2f}x"
         )
     Console().print(table)
+    volume_table(args.repeat, args.number)
+
+
+def volume_table(repeat: int, number: int) -> None:
+    """``scroll`` + render of a slice of a 512x512x300 int16 volume, and an overview, against
+    the bare numpy/OpenCV floor doing the same slicing, resizing and windowing."""
+    vol_side, n_slices = 512, 300
+    rng = np.random.default_rng(1)
+    base = ct_like(vol_side)
+    vol = np.stack([base + rng.integers(-20, 20, base.shape, dtype=np.int16)
+                    for _ in range(n_slices)])[..., None]  # fmt: skip
+    image = MedImage(pixels=vol, default_window=Window(level=40, width=400), modality="CT")
+    v0 = ViewSpec(bbox_px=(0, 0, vol_side, vol_side), out_size=(VIEW, VIEW), window=LUNG)
+    ctx = ToolContext(views=(v0,), images=(ImageInfo.of(image),))
+    scroll, overview = TOOLS["scroll"], TOOLS["overview"]
+    plane = image.pixels[..., 0]
+    full = (0, 0, vol_side, vol_side)
+
+    def floor_slice(k: int) -> np.ndarray:
+        return floor_zoom(plane[k], full, LUNG)
+
+    def floor_overview(slices: tuple[int, ...]) -> np.ndarray:
+        cols = 3
+        tile = VIEW // cols
+        canvas = np.zeros((VIEW, VIEW, 3), np.uint8)
+        for i, k in enumerate(slices):
+            small = cv2.resize(plane[k], (tile, tile), interpolation=cv2.INTER_AREA)
+            out = small.astype(np.float32)
+            out -= np.float32(LUNG.low)
+            out *= np.float32(255.0 / LUNG.width)
+            np.clip(out, 0.0, 255.0, out=out)
+            r, c = divmod(i, cols)
+            canvas[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = cv2.cvtColor(
+                out.astype(np.uint8), cv2.COLOR_GRAY2RGB
+            )
+        return canvas
+
+    cases = [
+        ("scroll to slice 200 + render", lambda: render(image, scroll(ctx, {"slice": 200}).view),
+         lambda: floor_slice(200)),
+        ("overview of 9 slices + render", lambda: render(image, overview(ctx, {"count": 9}).view),
+         lambda: floor_overview(tuple(round(i * 299 / 8) for i in range(9)))),
+    ]  # fmt: skip
+    table = Table(title=f"volume {vol_side}x{vol_side}x{n_slices} int16, {VIEW} px view")
+    for col in ("case", "medgym median ms", "OpenCV median ms", "ratio"):
+        table.add_column(col, justify="right")
+    for name, ours, floor in cases:
+        times = {}
+        for who, fn in (("medgym", ours), ("floor", floor)):
+            runs = timeit.repeat(fn, repeat=repeat, number=max(1, number // 5))
+            times[who] = statistics.median(runs) / max(1, number // 5) * 1e3
+        ratio = times["medgym"] / times["floor"]
+        table.add_row(name, f"{times['medgym']:.3f}", f"{times['floor']:.3f}", f"{ratio:.2f}x")
+    Console().print(table)
 
 
 if __name__ == "__main__":
