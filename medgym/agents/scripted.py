@@ -226,7 +226,8 @@ class ScrollerPolicy:
     It scrolls through the slices at a stride of ``stride`` (one ``scroll`` per turn), reads
     each new slice's pixels for a bright round finding (a voxel ``threshold`` above the body's
     intensity) and answers the ``synthetic3d`` questions from where it found one: presence
-    (``yes`` once found, ``no`` after the whole volume), location (which half holds the slice).
+    (``yes`` once found, ``no`` after the whole volume), location (which half holds the slice),
+    side (where the bright area's centre lies).
     It never reads the answer or the evidence. On a 2D image, or with one turn left, it answers
     with a seeded guess.
 
@@ -241,12 +242,15 @@ class ScrollerPolicy:
         self.stride = stride
         self.threshold = threshold
 
-    def _found(self, session: EpisodeSession) -> int | None:
-        """The slice of the first view so far that shows a finding, or ``None``."""
+    def _found(self, session: EpisodeSession) -> tuple[int, float] | None:
+        """``(slice, centre column in original pixels)`` of the first view showing a finding."""
         for k, view in enumerate(session.views):
-            if int(session.pixels(k).max()) > self.threshold:
+            pixels = session.pixels(k)
+            if view.montage is None and int(pixels.max()) > self.threshold:
                 n = session.images[view.image_index].num_slices
-                return n // 2 if view.slice_index is None else view.slice_index
+                ys, xs = np.nonzero(pixels[:, :, 0] > self.threshold)
+                x, _ = view.point_to_original(float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)
+                return (n // 2 if view.slice_index is None else view.slice_index), x
         return None
 
     async def generate(self, session: EpisodeSession) -> Generation:
@@ -255,10 +259,14 @@ class ScrollerPolicy:
         options = session.sample.options
         found = self._found(session)
         if found is not None:
+            where, x = found
             if "first half" in options:
-                half = "first half" if found < n // 2 else "second half"
-                return Generation(answer_text(half, f"The finding is on slice {found}."))
-            return Generation(answer_text("yes", f"A nodule on slice {found}."))
+                half = "first half" if where < n // 2 else "second half"
+                return Generation(answer_text(half, f"The finding is on slice {where}."))
+            if "left side of the image" in options:
+                side = "left" if x < session.images[0].width / 2 else "right"
+                return Generation(answer_text(f"{side} side of the image", f"Column {x:.0f}."))
+            return Generation(answer_text("yes", f"A nodule on slice {where}."))
         seen = {n // 2 if v.slice_index is None else v.slice_index for v in session.views}
         todo = [k for k in range(self.stride // 2, n, self.stride) if k not in seen]
         if n > 1 and todo and session.turns_left > 1 and "scroll" in session.tools:

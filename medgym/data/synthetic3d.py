@@ -15,7 +15,8 @@ lands on the nodule (:class:`medgym.agents.scripted.ScrollerPolicy` steps by 5; 
 to 7 slices).
 
 Questions (closed, two options, answers balanced): ``presence`` ("Is there a nodule anywhere in
-this CT volume?") and ``location`` ("Which half of the volume holds the nodule?"). Images are
+this CT volume?"), ``location`` ("Which half of the volume holds the nodule?") and ``side`` (on
+which side of the image it lies; never near the midline). Images are
 ``synthetic3d://`` references drawn on demand from their parameters.
 """
 
@@ -34,7 +35,7 @@ from medgym.errors import ConfigError, DatasetError
 
 __all__ = ["FAMILIES3D", "Volume3DSpec", "load_synthetic3d", "resolve_synthetic3d"]
 
-FAMILIES3D = ("presence", "location")
+FAMILIES3D = ("presence", "location", "side")
 SPACING_MM = (0.8, 0.8)
 _BODY, _NOISE, _NODULE = 80.0, 6.0, 90.0
 _SPLITS = {"train": 0, "validate": 1, "val": 1, "test": 2}
@@ -160,8 +161,10 @@ def load_synthetic3d(
     return out
 
 
-def _nodule(rng: np.random.Generator, size: int, slices: int, half: int | None) -> tuple:
-    """A nodule away from the middle slice; ``half`` 0/1 picks the first or second half."""
+def _nodule(
+    rng: np.random.Generator, size: int, slices: int, half: int | None, side: int | None = None
+) -> tuple:
+    """A nodule off the middle slice; ``half``/``side`` 0 or 1 pick its half and its side."""
     mid = slices // 2
     h = int(rng.integers(2, 4))  # 5 to 7 slices: a stride of 5 never steps over one
     r = int(rng.integers(max(3, size // 20), max(4, size // 10) + 1))
@@ -176,7 +179,12 @@ def _nodule(rng: np.random.Generator, size: int, slices: int, half: int | None) 
         if half == 0
         else rng.integers(lo_second, hi_second + 1)
     )
-    x = int(rng.integers(int(0.3 * size), int(0.7 * size)))
+    if side is None:
+        x = int(rng.integers(int(0.3 * size), int(0.7 * size)))
+    elif side == 0:
+        x = int(rng.integers(int(0.25 * size), int(0.4 * size)))
+    else:
+        x = int(rng.integers(int(0.6 * size), int(0.75 * size)))
     y = int(rng.integers(int(0.35 * size), int(0.65 * size)))
     return (c, x, y, r, h)
 
@@ -189,6 +197,11 @@ def _sample(
         nodule = _nodule(rng, size, slices, None) if turn == 0 else None
         question = f"Is there a nodule anywhere in this CT volume of {slices} slices?"
         options, answer = ("yes", "no"), "yes" if nodule else "no"
+    elif family == "side":
+        nodule = _nodule(rng, size, slices, None, turn)
+        question = "On which side of the image is the nodule in this CT volume?"
+        options = ("left side of the image", "right side of the image")
+        answer = options[turn]
     else:
         nodule = _nodule(rng, size, slices, turn)
         question = (
