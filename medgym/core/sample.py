@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from medgym.core.bbox import BBox
 from medgym.core.images import ImageRef
 
-__all__ = ["Evidence", "Sample"]
+__all__ = ["NO_IMAGE", "Evidence", "Sample", "text_only_sample"]
 
 
 class Evidence(BaseModel):
@@ -80,3 +80,17 @@ class Sample(BaseModel):
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+NO_IMAGE = ImageRef(uri="text://no-image")
+"""The image of a sample built only to score texts (never loaded)."""
+
+
+def text_only_sample(id: str, *, question: str = "?", **fields: Any) -> Sample:
+    """A sample for scoring completion texts with no images behind them (rewards, verl).
+
+    Example:
+        >>> text_only_sample("g", answer="yes").images[0].uri
+        'text://no-image'
+    """
+    return Sample(id=id, images=(NO_IMAGE,), question=question or "?", **fields)

@@ -110,9 +110,6 @@ class ViewSpec(BaseModel):
 
     def point_to_original(self, u: float, v: float) -> tuple[float, float]:
         """A point of the view (pixels as rendered) in original pixels of the image."""
-        return self._view_point_to_original(u, v)
-
-    def _view_point_to_original(self, u: float, v: float) -> tuple[float, float]:
         ow, oh = self.oriented_size
         x, y = u * ow / self.out_size[0], v * oh / self.out_size[1]
         if self.flip_h:
@@ -140,8 +137,8 @@ class ViewSpec(BaseModel):
 
     def view_to_original(self, box_view: BBox) -> BBox:
         """Map a box in this view's pixels to original pixels."""
-        a = self._view_point_to_original(box_view[0], box_view[1])
-        b = self._view_point_to_original(box_view[2], box_view[3])
+        a = self.point_to_original(box_view[0], box_view[1])
+        b = self.point_to_original(box_view[2], box_view[3])
         return (min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1]))
 
     def original_to_view(self, box_px: BBox) -> BBox:

@@ -35,15 +35,12 @@ class ToolBackend(Protocol):
 
     def load_images(self, sample: Sample) -> list[MedImage]:
         """The sample's images (or stand-ins with their shape, for a backend that renders)."""
-        ...
 
     def bind(self, sample: Sample, tools: ToolRegistry) -> ToolRegistry:
         """The registry whose tool functions this backend runs for ``sample``."""
-        ...
 
     def render(self, sample: Sample, images: Sequence[MedImage], view: ViewSpec) -> np.ndarray:
         """The pixels of ``view`` (HxWx3 uint8)."""
-        ...
 
 
 class LocalBackend:

@@ -126,7 +126,6 @@ class EpisodeSession:
         self.answer: str | None = None
         self.terminated = False
         self.truncated = False
-        self.penalty_total = 0.0
         self.reward_parts: dict[str, float] = {}
         self._pixels: dict[int, np.ndarray] = {}
         self.trajectory_id = trajectory_id or uuid.uuid4().hex[:12]
@@ -149,6 +148,11 @@ class EpisodeSession:
     def done(self) -> bool:
         """Whether the episode has ended."""
         return self.terminated or self.truncated
+
+    @property
+    def penalty_total(self) -> float:
+        """Penalties charged so far (each turn's, the no-answer penalty included)."""
+        return float(sum(t.penalty for t in self.turns))
 
     @property
     def format_ok(self) -> bool:
@@ -285,7 +289,6 @@ class EpisodeSession:
         elif self.turns_left <= 0:
             self.truncated = True
             penalty += pen.no_answer
-        self.penalty_total += penalty
         reward = -penalty
         observation = ""
         if not self.done:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from medgym.core.images import ImageRef
 from medgym.core.parsing import parse_turn
-from medgym.core.sample import Sample
+from medgym.core.sample import Sample, text_only_sample
 from medgym.core.trajectory import Group, Trajectory, Turn
 from medgym.errors import ConfigError
 from medgym.rewards.group import GroupReward, GroupRewardResult, make_group_reward
@@ -27,8 +26,6 @@ __all__ = [
     "score_uid_group",
     "trl_reward_fn",
 ]
-
-_NO_IMAGE = ImageRef(uri="text://no-image")
 
 
 def completion_text(completion: object) -> str:
@@ -86,10 +83,9 @@ def group_from_texts(
 
     Non-string completions count as empty answers.
     """
-    sample = Sample(
-        id=group_id,
-        images=(_NO_IMAGE,),
-        question=question or "?",
+    sample = text_only_sample(
+        group_id,
+        question=question,
         answer=answer,
         options=tuple(str(o) for o in options),
         modality=modality,
@@ -119,10 +115,9 @@ def score_uid_group(
     reward = _resolve(reward)
     if trajectories is not None:
         if sample is None:
-            sample = Sample(
-                id=uid,
-                images=(_NO_IMAGE,),
-                question=question or "?",
+            sample = text_only_sample(
+                uid,
+                question=question,
                 answer=ground_truth,
                 options=tuple(options),
                 modality=modality,

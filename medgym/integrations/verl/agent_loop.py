@@ -128,11 +128,11 @@ class _LastOutput:
 
 def _plain(values: Any) -> Mapping[str, Any] | None:
     """Hydra/OmegaConf nodes as plain containers, at the edge (the core never sees them)."""
-    if values is None or (isinstance(values, Mapping) and not hasattr(values, "_metadata")):
-        return values
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
-    return OmegaConf.to_container(values, resolve=True)  # type: ignore[return-value]
+    if isinstance(values, DictConfig):
+        return OmegaConf.to_container(values, resolve=True)  # type: ignore[return-value]
+    return values
 
 
 class MedgymAgentLoop(ToolAgentLoop):

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from medgym.core.images import ImageRef
-from medgym.core.sample import Sample
+from medgym.core.sample import Sample, text_only_sample
 from medgym.core.trajectory import Trajectory
 from medgym.envs.config import SessionConfig
 from medgym.envs.scoring import score_episode
@@ -52,20 +51,13 @@ def compute_score(
         score 0 accuracy (use a group reward for label-free runs).
     """
     info = extra_info or {}
-    sample = _sample_of(info) or _bare_sample(ground_truth)
+    sample = _sample_of(info) or text_only_sample("verl")
     if sample.answer is None and ground_truth:
         sample = sample.model_copy(update={"answer": str(ground_truth)})
     config = _session_config(info, session_config)
     trajectory = _trajectory_of(info) or text_trajectory(str(solution_str), sample, config)
     score = score_episode(trajectory, sample, config)
     return {"score": score.total, **score.parts()}
-
-
-def _bare_sample(ground_truth: str | None) -> Sample:
-    return Sample(
-        id="verl", images=(ImageRef(uri="text://no-image"),), question="?",
-        answer=str(ground_truth) if ground_truth else None,
-    )  # fmt: skip
 
 
 def _trajectory_of(info: Mapping[str, Any]) -> Trajectory | None:
@@ -101,7 +93,7 @@ def score_outputs(
         ConfigError: Neither trajectories nor texts for every rollout.
     """
     raw = [f.get(TRAJECTORY_KEY) for f in extra_fields]
-    sample = sample or _bare_sample(None).model_copy(update={"id": uid})
+    sample = sample or text_only_sample(uid)
     config = _session_config(extra_fields[0] if extra_fields else {}, session_config)
     if raw and all(isinstance(r, str) for r in raw):
         trajs = [Trajectory.model_validate_json(r) for r in raw]  # type: ignore[arg-type]
