@@ -77,6 +77,8 @@ class MedImage:
             image, ``channels`` is 1 (grayscale, any dtype incl. 16-bit and float HU) or 3 (RGB
             uint8). Treat as read-only: it is shared through the image cache.
         spacing_mm: ``(row, column)`` pixel spacing in millimetres, when known.
+        slice_spacing_mm: Distance between consecutive slices in millimetres, when known
+            (volumes: DICOM series, NIfTI, ``synthetic3d``).
         default_window: The window used when a view names none; ``None`` means the pixels are
             already display values (uint8).
         modality: DICOM-style modality code or free text (``CT``, ``MR``, ``CR``, ``fundus``...).
@@ -88,12 +90,19 @@ class MedImage:
     default_window: Window | None = None
     modality: str | None = None
     meta: dict[str, object] = field(default_factory=dict)
+    slice_spacing_mm: float | None = None
 
     def __post_init__(self) -> None:
         p = self.pixels
         if p.ndim != 4 or p.shape[3] not in (1, 3) or min(p.shape) < 1:
             raise ConfigError(
                 f"MedImage.pixels must have shape (slices, height, width, 1 or 3); got {p.shape}"
+            )
+        if self.slice_spacing_mm is not None and not (
+            np.isfinite(self.slice_spacing_mm) and self.slice_spacing_mm > 0
+        ):
+            raise ConfigError(
+                f"slice_spacing_mm must be a positive number of mm; got {self.slice_spacing_mm}"
             )
         if p.shape[3] == 3 and p.dtype != np.uint8:
             raise ConfigError(f"RGB MedImage pixels must be uint8; got {p.dtype}")
@@ -112,6 +121,7 @@ class MedImage:
         default_window: Window | None = None,
         modality: str | None = None,
         meta: dict[str, object] | None = None,
+        slice_spacing_mm: float | None = None,
     ) -> MedImage:
         """Wrap a ``(H, W)``, ``(H, W, 3)`` or ``(S, H, W)`` array.
 
@@ -134,6 +144,7 @@ class MedImage:
             default_window=default_window,
             modality=modality,
             meta=dict(meta or {}),
+            slice_spacing_mm=slice_spacing_mm,
         )
 
     @property

@@ -29,6 +29,7 @@ from pathlib import Path
 from medgym.core.images import MedImage
 from medgym.data.readers.common import Source, UnidentifiedImageError, open_binary
 from medgym.data.readers.dicom import looks_like_raw_dicom, read_dicom
+from medgym.data.readers.dicom_series import read_dicom_series
 from medgym.data.readers.nifti import NIFTI_SUFFIXES, is_nifti_header, read_nifti
 from medgym.data.readers.raster import read_raster
 from medgym.errors import ConfigError, DatasetError
@@ -84,7 +85,9 @@ def read_image_file(path: Path, *, frame: int | None = None, axis: int | None = 
     """Decode the image file at ``path``.
 
     Args:
-        path: A PNG/JPEG/TIFF/BMP/GIF/WebP, DICOM (``.dcm`` or none) or NIfTI file.
+        path: A PNG/JPEG/TIFF/BMP/GIF/WebP, DICOM (``.dcm`` or none) or NIfTI file, or a
+            folder holding one DICOM series (one file per slice; see
+            :func:`~medgym.data.readers.dicom_series.read_dicom_series`).
         frame: Keep only this frame (multi-frame DICOM, multi-page TIFF) or slice (NIfTI).
         axis: NIfTI only: the canonical axis slices are cut along (0 sagittal, 1 coronal,
             2 axial); ``None`` means axial.
@@ -100,6 +103,13 @@ def read_image_file(path: Path, *, frame: int | None = None, axis: int | None = 
     _check_args(frame, axis)
     if not path.exists():
         raise DatasetError(f"image file {path} does not exist; expected {_EXPECTED}")
+    if path.is_dir():
+        if frame is not None or axis is not None:
+            raise ConfigError(
+                f"{path} is a DICOM series folder: frame= and axis= apply to one file; scroll "
+                "the volume's slices instead"
+            )
+        return read_dicom_series(path, name=str(path), max_pixels=max_pixels())
     if not path.is_file():
         raise DatasetError(f"image path {path} is not a file; expected {_EXPECTED}")
     try:

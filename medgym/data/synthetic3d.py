@@ -37,6 +37,8 @@ __all__ = ["FAMILIES3D", "Volume3DSpec", "load_synthetic3d", "resolve_synthetic3
 
 FAMILIES3D = ("presence", "location", "side")
 SPACING_MM = (0.8, 0.8)
+#: Distance between slices: thicker than the pixels, as in most clinical CT.
+SLICE_SPACING_MM = 2.0
 _BODY, _NOISE, _NODULE = 80.0, 6.0, 90.0
 _SPLITS = {"train": 0, "validate": 1, "val": 1, "test": 2}
 
@@ -98,7 +100,7 @@ class Volume3DSpec:
             raise DatasetError(f"malformed synthetic3d URI {uri!r:.100}: {e}") from e
 
     def render(self) -> MedImage:
-        """Draw the volume: ``(slices, size, size, 1)`` uint8 with 0.8 mm pixels."""
+        """Draw the volume: ``(slices, size, size, 1)`` uint8, 0.8 mm pixels, 2 mm apart."""
         rng = np.random.default_rng(self.seed)
         n, s = self.slices, self.size
         yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
@@ -112,7 +114,12 @@ class Volume3DSpec:
                 disk = (xx - x) ** 2 + (yy - y) ** 2 <= rk**2
                 vol[k][disk] += _NODULE
         pixels = np.clip(vol, 0, 255).astype(np.uint8)[..., None]
-        return MedImage(pixels=pixels, spacing_mm=SPACING_MM, modality="CT")
+        return MedImage(
+            pixels=pixels,
+            spacing_mm=SPACING_MM,
+            slice_spacing_mm=SLICE_SPACING_MM,
+            modality="CT",
+        )
 
 
 def resolve_synthetic3d(ref: ImageRef) -> MedImage:

@@ -236,6 +236,9 @@ def test_nifti_orientation_does_not_change_what_is_shown(tmp_path):
     a, b = read_image_file(tmp_path / "ras.nii.gz"), read_image_file(tmp_path / "lps.nii")
     np.testing.assert_array_equal(a.pixels, b.pixels)
     assert a.spacing_mm == pytest.approx((3.0, 2.0))  # rows run along y, columns along x
+    assert a.slice_spacing_mm == pytest.approx(4.0)  # axial slices step along z
+    sagittal = read_image_file(tmp_path / "ras.nii.gz", axis=0)
+    assert sagittal.slice_spacing_mm == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("name", ["anatomical.nii", "example4d.nii.gz", "example_nifti2.nii.gz"])
@@ -344,8 +347,9 @@ def test_missing_file_names_the_file(tmp_path):
         read_image_file(tmp_path / "nope.png")
 
 
-def test_directory_is_not_an_image(tmp_path):
-    with pytest.raises(DatasetError, match="is not a file"):
+def test_a_folder_of_non_dicom_files_is_not_an_image(tmp_path):
+    (tmp_path / "a.txt").write_text("text")
+    with pytest.raises(DatasetError, match=r"a\.txt: not a DICOM file"):
         read_image_file(tmp_path)
 
 

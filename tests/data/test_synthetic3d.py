@@ -77,6 +77,8 @@ def test_bad_options_are_config_errors() -> None:
 def test_uri_round_trips() -> None:
     spec = Volume3DSpec(seed=3, size=64, slices=20, nodule=(4, 30, 30, 4, 2))
     assert Volume3DSpec.parse(spec.uri) == spec
+    img = spec.render()
+    assert img.spacing_mm == (0.8, 0.8) and img.slice_spacing_mm == 2.0
 
 
 def test_volume_env_is_check_env_clean_and_the_scroller_answers() -> None:
@@ -125,6 +127,7 @@ def test_a_real_volume_scrolls_in_the_volume_env() -> None:
     session = env.unwrapped.session
     n = session.images[0].num_slices
     assert n > 1 and session.images[0].spacing_mm is not None
+    assert session.images[0].slice_spacing_mm == pytest.approx(2.0)  # the file's z voxel size
     _, _, _, _, info = env.step(
         '<tool_call>{"name": "overview", "arguments": {"count": 4}}</tool_call>'
     )

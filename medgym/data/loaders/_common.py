@@ -265,7 +265,7 @@ def local_image(
     *,
     explicit: bool = False,
 ) -> ImageRef | None:
-    """An :class:`ImageRef` to ``base/relative`` if that file exists.
+    """An :class:`ImageRef` to ``base/relative`` if that file (or DICOM series folder) exists.
 
     Returns ``None`` (the caller skips the record) when it is missing and ``on_missing`` is
     ``"skip"``. ``explicit``: the record named the file with ``file://``, so it may lie anywhere.
@@ -285,6 +285,12 @@ def local_image(
     path = base / rel
     if path.is_file():
         _check_image_head(path, ctx, field)
+        return ImageRef(uri=str(path))
+    if path.is_dir():  # a DICOM series: one file per slice
+        first = next((p for p in sorted(path.iterdir()) if p.is_file()), None)
+        if first is None:
+            raise ctx.error(field, f"points to folder {path}, which holds no DICOM slices")
+        _check_image_head(first, ctx, field)
         return ImageRef(uri=str(path))
     if on_missing == "skip":
         logger.debug("%s: skipping record %s: image %s is missing", ctx.file, ctx.index, path)

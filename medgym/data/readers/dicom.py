@@ -26,7 +26,7 @@ from medgym.data.readers.common import (
 )
 from medgym.errors import DatasetError, DependencyNotInstalled
 
-__all__ = ["looks_like_raw_dicom", "read_dicom"]
+__all__ = ["file_window", "looks_like_raw_dicom", "read_dicom"]
 
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
@@ -188,7 +188,7 @@ def _grayscale(
         values = apply_rescale(arr, ds)
     else:
         values = _functional_rescale(ds, arr, frame)
-    window = _file_window(ds)
+    window = file_window(ds)
     if photometric == "MONOCHROME1":
         k = _value_range_sum(ds, values)
         values = k - values.astype(np.float64)
@@ -229,7 +229,8 @@ def _value_range_sum(ds: Any, values: np.ndarray) -> float:
     return (lo + hi) * slope + 2 * intercept
 
 
-def _file_window(ds: Any) -> Window | None:
+def file_window(ds: Any) -> Window | None:
+    """The first WindowCenter/WindowWidth of ``ds`` (or its shared functional groups), if valid."""
     item = ds
     if "WindowCenter" not in ds:
         item = _first(ds, "SharedFunctionalGroupsSequence", "FrameVOILUTSequence")

@@ -128,6 +128,7 @@ def read_nifti(
     return MedImage(
         pixels=np.ascontiguousarray(slices[:, :, :, None]),
         spacing_mm=spacing if all(s > 0 for s in spacing) else None,
+        slice_spacing_mm=zooms[axis] * scale if zooms[axis] * scale > 0 else None,
         default_window=window,
         meta=meta,
     )
