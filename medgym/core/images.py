@@ -10,7 +10,50 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medgym.errors import ConfigError
 
-__all__ = ["ImageRef", "MedImage", "Window"]
+__all__ = [
+    "REFORMATS",
+    "ImageRef",
+    "MedImage",
+    "Reformat",
+    "Window",
+    "plane_shape",
+    "plane_spacing",
+]
+
+Reformat = Literal["coronal", "sagittal"]
+#: Volume axis each reformat holds fixed: a coronal plane is one row of every axial slice, a
+#: sagittal plane one column. The acquired slices (``None``) fix axis 0.
+REFORMATS: dict[Reformat | None, int] = {None: 0, "coronal": 1, "sagittal": 2}
+
+
+def plane_shape(
+    width: int, height: int, slices: int, reformat: Reformat | None
+) -> tuple[int, int, int]:
+    """``(width, height, depth)`` of a volume's planes: the acquired slices or a reformat.
+
+    A reformat of an axial stack shows the slices top to bottom: a coronal plane is
+    ``width x slices`` (one per row, ``height`` of them), a sagittal plane ``height x slices``
+    (one per column). Its pixel ``(x, y)`` is voxel ``(slice y, row fixed, column x)`` (coronal)
+    or ``(slice y, row x, column fixed)`` (sagittal): everything stays in voxel coordinates.
+    """
+    if reformat is None:
+        return (width, height, slices)
+    if reformat == "coronal":
+        return (width, slices, height)
+    return (height, slices, width)
+
+
+def plane_spacing(
+    spacing_mm: tuple[float, float] | None,
+    slice_spacing_mm: float | None,
+    reformat: Reformat | None,
+) -> tuple[float, float] | None:
+    """``(row, column)`` spacing in mm of a plane's pixels (see :func:`plane_shape`), if known."""
+    if reformat is None:
+        return spacing_mm
+    if spacing_mm is None or slice_spacing_mm is None:
+        return None
+    return (slice_spacing_mm, spacing_mm[1] if reformat == "coronal" else spacing_mm[0])
 
 
 class ImageRef(BaseModel):
@@ -146,6 +189,24 @@ class MedImage:
             meta=dict(meta or {}),
             slice_spacing_mm=slice_spacing_mm,
         )
+
+    def plane(self, reformat: Reformat | None, index: int) -> np.ndarray:
+        """Plane ``index`` as ``(height, width, channels)``: an acquired slice or a reformat.
+
+        Raises:
+            ConfigError: ``index`` is outside the volume along the plane's normal.
+        """
+        depth = plane_shape(self.width, self.height, self.num_slices, reformat)[2]
+        if not 0 <= index < depth:
+            what = "slice" if reformat is None else f"{reformat} plane"
+            raise ConfigError(
+                f"{what} {index} is out of range; the image has {depth} (0..{depth - 1})"
+            )
+        if reformat is None:
+            return self.pixels[index]
+        if reformat == "coronal":
+            return self.pixels[:, index]
+        return self.pixels[:, :, index]
 
     @property
     def num_slices(self) -> int:

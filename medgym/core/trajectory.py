@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medgym.core.images import Reformat
 from medgym.core.sample import Sample
 from medgym.core.view import ViewSpec
 
@@ -38,6 +39,11 @@ class ToolCallRecord(BaseModel):
     image_index: int | None = Field(default=None, description="Sample image the region is in.")
     slice_index: int | None = Field(
         default=None, description="Slice of a volume the region is on (None: 2D, or the middle)."
+    )
+    reformat: Reformat | None = Field(
+        default=None,
+        description="Plane of a volume the region is in: None, the acquired slices; coronal or "
+        "sagittal, a reformat (bbox_px then spans (column or row, slice) voxels).",
     )
     penalty: float = Field(default=0.0, description="Penalty charged for this call (>= 0).")
     error: str | None = Field(default=None, description="Error class name when not ok.")

@@ -1,7 +1,8 @@
 """What the model is shown: a :class:`ViewSpec`, and the pure :func:`render` that makes its pixels.
 
-A view is a box of the *original* image (native pixels of one slice), an orientation (quarter
-turns and flips only, so a box stays a box), a display window and an output size. Any worker that
+A view is a box of the *original* image (native pixels of one slice, or of a coronal or
+sagittal reformat of a volume: :meth:`MedImage.plane`), an orientation (quarter turns and
+flips only, so a box stays a box), a display window and an output size. Any worker that
 can load the image can recreate any view from its spec: this keeps the tool server stateless and
 makes forking an episode cheap (a fork copies specs, never pixels).
 
@@ -21,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medgym.core.bbox import BBox
-from medgym.core.images import MedImage, Window
+from medgym.core.images import MedImage, Reformat, Window, plane_shape
 from medgym.errors import ConfigError
 
 MAX_OUT_SIDE = 8192
@@ -56,6 +57,12 @@ class ViewSpec(BaseModel):
     flip_v: bool = Field(default=False, description="Mirror top-bottom (after rotation).")
     window: Window | None = Field(default=None, description="Display window; None: default.")
     slice_index: int | None = Field(default=None, ge=0, description="Slice; None: middle slice.")
+    reformat: Reformat | None = Field(
+        default=None,
+        description="Plane of a volume shown: None, the acquired slices; coronal or sagittal, a "
+        "reformat of an axial stack (its slice_index then counts rows or columns, and bbox_px "
+        "is in (column or row, slice) voxels).",
+    )
     montage: tuple[int, ...] | None = Field(
         default=None,
         max_length=64,
@@ -245,17 +252,17 @@ def _render(image: MedImage, view: ViewSpec) -> np.ndarray:
     """Crop, resize, window and orient; may share memory with ``image`` (callers copy)."""
     if view.montage is not None:
         return _render_montage(image, view)
-    s = image.num_slices // 2 if view.slice_index is None else view.slice_index
-    if s >= image.num_slices:
-        raise ConfigError(f"slice {s} is out of range; the image has {image.num_slices} slices")
+    width, height, depth = plane_shape(image.width, image.height, image.num_slices, view.reformat)
+    s = depth // 2 if view.slice_index is None else view.slice_index
+    plane = image.plane(view.reformat, s)
     x1, y1, x2, y2 = view.bbox_px
     ix1, iy1 = max(0, math.floor(x1)), max(0, math.floor(y1))
-    ix2, iy2 = min(image.width, math.ceil(x2)), min(image.height, math.ceil(y2))
+    ix2, iy2 = min(width, math.ceil(x2)), min(height, math.ceil(y2))
     if ix2 <= ix1 or iy2 <= iy1:
-        raise ConfigError(
-            f"view box {view.bbox_px} lies outside the {image.width}x{image.height} image"
-        )
-    crop = image.pixels[s, iy1:iy2, ix1:ix2]
+        raise ConfigError(f"view box {view.bbox_px} lies outside the {width}x{height} image")
+    crop = plane[iy1:iy2, ix1:ix2]
+    if view.reformat is not None:  # a strided view of the volume: gather it once
+        crop = np.ascontiguousarray(crop)
     out_w, out_h = view.out_size
     if view.rot90 % 2:
         out_w, out_h = out_h, out_w

@@ -38,10 +38,10 @@ ENV_IDS: dict[str, dict[str, Any]] = {
     # truncates after one step fails Gymnasium's checker, and a typo should not end a baseline.
     "MedVQA-Direct-v0": {"tools": [], "max_turns": 2},
     # CT/MR volumes (synthetic3d by default): the first view is the middle slice; scroll pages
-    # through the others (issue 17: set_plane and overview are still to come).
+    # through the others, set_plane reformats to coronal or sagittal, overview tiles slices.
     "MedVQA-Volume-v0": {
         "dataset": "synthetic3d",
-        "tools": ["scroll", "overview", "zoom_in", "reground", "measure"],
+        "tools": ["scroll", "set_plane", "overview", "zoom_in", "reground", "measure"],
         "max_turns": 8,
         "max_images": 8,
     },

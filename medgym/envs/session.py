@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from medgym.core.answers import resolve_option
-from medgym.core.images import MedImage
+from medgym.core.images import MedImage, plane_shape
 from medgym.core.sample import Sample
 from medgym.core.trajectory import ToolCallRecord, Trajectory, Turn
 from medgym.core.view import ViewSpec, full_view
@@ -248,6 +248,7 @@ class EpisodeSession:
             view_index=view_index,
             bbox_px=result.view.bbox_px if result.view is not None else None,
             slice_index=result.view.slice_index if result.view is not None else None,
+            reformat=result.view.reformat if result.view is not None else None,
             image_index=result.view.image_index if result.view is not None else None,
             penalty=result.penalty,
         )
@@ -384,13 +385,17 @@ class EpisodeSession:
         )
 
 
-def _slices_seen(views: Sequence[ViewSpec], images: Sequence[MedImage]) -> set[tuple[int, int]]:
-    """``(image, slice)`` pairs the views have shown (an overview shows each of its slices)."""
-    seen: set[tuple[int, int]] = set()
+def _slices_seen(
+    views: Sequence[ViewSpec], images: Sequence[MedImage]
+) -> set[tuple[int, str | None, int]]:
+    """``(image, plane, slice)`` the views have shown (an overview shows each of its slices)."""
+    seen: set[tuple[int, str | None, int]] = set()
     for v in views:
         if v.montage is not None:
-            seen.update((v.image_index, k) for k in v.montage)
+            seen.update((v.image_index, v.reformat, k) for k in v.montage)
         else:
-            k = images[v.image_index].num_slices // 2 if v.slice_index is None else v.slice_index
-            seen.add((v.image_index, k))
+            im = images[v.image_index]
+            depth = plane_shape(im.width, im.height, im.num_slices, v.reformat)[2]
+            k = depth // 2 if v.slice_index is None else v.slice_index
+            seen.add((v.image_index, v.reformat, k))
     return seen

@@ -23,6 +23,7 @@ Choices where the paper is silent (all knobs):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -74,14 +75,36 @@ def image_sizes(group: Group) -> list[tuple[float, float]]:
 def _regions(
     t: Trajectory, tools: frozenset[str] | None
 ) -> list[tuple[int, int | None, tuple[float, ...]]]:
-    # Only executed calls that returned an image count.
-    return [
-        (c.image_index or 0, c.slice_index, c.bbox_px)
-        for turn in t.turns
-        for c in turn.tool_calls
-        if c.ok and c.view_index is not None and c.bbox_px is not None
-        and (tools is None or c.name in tools)
-    ]  # fmt: skip
+    """``(image, slice, box)`` of every executed call that returned an image.
+
+    A region of a coronal or sagittal reformat becomes the axial boxes it crosses (one voxel
+    thick at the plane's row or column, on each slice it spans), so footprints in any plane
+    land on the same per-slice rasters. ``set_plane``'s own view is a whole plane, no choice
+    of where to look, and is left out as a full-frame view is.
+    """
+    out: list[tuple[int, int | None, tuple[float, ...]]] = []
+    for turn in t.turns:
+        for c in turn.tool_calls:
+            if not (c.ok and c.view_index is not None and c.bbox_px is not None):
+                continue
+            if tools is not None and c.name not in tools:
+                continue
+            k = c.image_index or 0
+            if c.reformat is None:
+                out.append((k, c.slice_index, c.bbox_px))
+            elif c.name != "set_plane" and c.slice_index is not None:
+                out.extend((k, s, b) for s, b in _axial_boxes(c.reformat, c.slice_index, c.bbox_px))
+    return out
+
+
+def _axial_boxes(
+    reformat: str, fixed: int, box: tuple[float, ...]
+) -> list[tuple[int, tuple[float, ...]]]:
+    """A reformat's box ``(along, slice_1, along_2, slice_2)`` as ``(slice, axial box)`` pairs."""
+    a1, s1, a2, s2 = box
+    f1, f2 = float(fixed), float(fixed + 1)
+    axial = (a1, f1, a2, f2) if reformat == "coronal" else (f1, a1, f2, a2)
+    return [(s, axial) for s in range(max(0, math.floor(s1)), math.ceil(s2))]
 
 
 def _covered(s: int | None, tolerance: int) -> list[int | None]:

@@ -39,6 +39,7 @@ from medgym.tools.orient import (
     rotate_view,
 )
 from medgym.tools.overview import OverviewParams, overview, overview_view
+from medgym.tools.plane import PLANES, PlaneParams, set_plane, set_plane_view
 from medgym.tools.reground import RegroundParams, reground, reground_view
 from medgym.tools.schema import openai_schema
 from medgym.tools.scroll import ScrollParams, scroll, scroll_view
@@ -48,6 +49,7 @@ from medgym.tools.zoom import CropParams, ZoomInParams, crop, crop_region, zoom_
 __all__ = [
     "ALIASES",
     "ALL_TOOLS",
+    "PLANES",
     "PRESETS",
     "TOOLS",
     "VOLUME_TOOLS",
@@ -57,6 +59,7 @@ __all__ = [
     "ImageInfo",
     "MeasureParams",
     "OverviewParams",
+    "PlaneParams",
     "RegroundParams",
     "RotateParams",
     "ScrollParams",
@@ -85,6 +88,8 @@ __all__ = [
     "rotate_view",
     "scroll",
     "scroll_view",
+    "set_plane",
+    "set_plane_view",
     "window",
     "window_view",
     "zoom_in",
@@ -100,10 +105,11 @@ ZOOM_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground")
 #: The 2D tools (``MedVQA-Tools-v0``), in registration order.
 ALL_TOOLS: tuple[str, ...] = ("zoom_in", "crop", "reground", "window", "rotate", "flip")
 
-#: The 2D tools and the volume tools (issue 17: set_plane is still to come).
-VOLUME_TOOLS: tuple[str, ...] = (*ALL_TOOLS, "scroll", "overview", "measure")
+#: The 2D tools and the volume tools.
+VOLUME_TOOLS: tuple[str, ...] = (*ALL_TOOLS, "scroll", "set_plane", "overview", "measure")
 
 #: The default registry: every tool and :data:`ALIASES`. Narrow it with ``TOOLS.subset(...)``.
 TOOLS: ToolRegistry = ToolRegistry(
-    [zoom_in, crop, reground, window, rotate, flip, scroll, overview, measure], ALIASES
+    [zoom_in, crop, reground, window, rotate, flip, scroll, set_plane, overview, measure],
+    ALIASES,
 )

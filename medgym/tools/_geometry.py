@@ -34,6 +34,7 @@ __all__ = [
     "fmt_px",
     "image_info",
     "made_view",
+    "plane_word",
     "resolve_region",
     "sized",
 ]
@@ -88,6 +89,11 @@ def image_info(ctx: ToolContext, view: ViewSpec) -> ImageInfo:
             f"{len(ctx.images)} image(s)"
         )
     return ctx.images[view.image_index]
+
+
+def plane_word(view: ViewSpec) -> str:
+    """What one step of ``view``'s plane is called: ``slice``, or a reformat's plane."""
+    return "slice" if view.reformat is None else f"{view.reformat} plane"
 
 
 def check_room(ctx: ToolContext) -> None:
@@ -156,14 +162,18 @@ def resolve_region(ctx: ToolContext, index: int, raw_box: object) -> Region:
             f"Box {fmt_box(box)} reaches outside {size}; box clamped to {fmt_box(inside)}."
         )
         penalty = cfg.clamp_penalty
-    info = image_info(ctx, view)
-    bbox_px = _round_out(view.view_to_original(inside), info.width, info.height)
+    width, height, _ = image_info(ctx, view).plane_shape(view.reformat)
+    bbox_px = _round_out(view.view_to_original(inside), width, height)
     if bbox_px is None:
         raise InvalidBBoxError(f"box {fmt_box(box)} shows no pixels of {size}")
     w, h = bbox_px[2] - bbox_px[0], bbox_px[3] - bbox_px[1]
-    if min(w, h) < cfg.min_box_side_px:
-        grown = enlarge_to_min_side(bbox_px, cfg.min_box_side_px, info.width, info.height)
-        grown_px = _round_out(grown, info.width, info.height) or bbox_px
+    # A reformat's rows are slices: its smallest region is measured as displayed (in mm terms).
+    r = _row_ratio(ctx, view)
+    if min(w, h * r) < cfg.min_box_side_px:
+        tall = (bbox_px[0], bbox_px[1] * r, bbox_px[2], bbox_px[3] * r)
+        g = enlarge_to_min_side(tall, cfg.min_box_side_px, width, height * r)
+        grown = (g[0], g[1] / r, g[2], g[3] / r)
+        grown_px = _round_out(grown, width, height) or bbox_px
         if grown_px != bbox_px:
             notes.append("enlarged")
             gw, gh = grown_px[2] - grown_px[0], grown_px[3] - grown_px[1]
@@ -182,9 +192,21 @@ def resolve_region(ctx: ToolContext, index: int, raw_box: object) -> Region:
     )
 
 
+def _row_ratio(ctx: ToolContext, view: ViewSpec) -> float:
+    """Row over column spacing of a reformat's pixels (slices vs pixels); 1 for acquired slices."""
+    if view.reformat is None:
+        return 1.0
+    spacing = image_info(ctx, view).plane_spacing(view.reformat)
+    return 1.0 if spacing is None else spacing[0] / spacing[1]
+
+
 def sized(ctx: ToolContext, view: ViewSpec, bbox_px: BBox, *, upscale: bool) -> tuple[int, int]:
-    """Output size for ``bbox_px`` shown in ``view``'s orientation, by the context's sizer."""
-    w, h = bbox_px[2] - bbox_px[0], bbox_px[3] - bbox_px[1]
+    """Output size for ``bbox_px`` shown in ``view``'s orientation, by the context's sizer.
+
+    A reformat's rows are slices, usually farther apart than its columns' pixels: its height is
+    scaled by the ratio of the spacings, so a coronal view of 2 mm slices is not squashed.
+    """
+    w, h = bbox_px[2] - bbox_px[0], (bbox_px[3] - bbox_px[1]) * _row_ratio(ctx, view)
     if view.rot90 % 2:
         w, h = h, w
     return ctx.sizer(w, h, upscale=upscale)
@@ -205,7 +227,7 @@ def derive_view(
     slice_index: int | None = None,
     montage: tuple[int, ...] | None = None,
 ) -> ViewSpec:
-    """A new view of the same image (and slice, unless given) as ``parent``, fields changed.
+    """A new view of the same image, plane (and slice, unless given) as ``parent``.
 
     Raises:
         ToolError: ``parent`` is an overview (a montage of slices) and no slice is chosen: a
@@ -224,6 +246,7 @@ def derive_view(
         flip_v=parent.flip_v if flip_v is None else flip_v,
         window=parent.window if window is None else window,
         slice_index=parent.slice_index if slice_index is None else slice_index,
+        reformat=parent.reformat,
         montage=montage,
         out_size=parent.out_size if out_size is None else out_size,
         parent=parent_index,

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from medgym.core.images import MedImage, Window
+from medgym.core.images import MedImage, Reformat, Window, plane_shape, plane_spacing
 from medgym.core.view import ViewSpec
 from medgym.errors import ConfigError, ToolError, did_you_mean
 
@@ -68,10 +68,15 @@ class ImageInfo:
     default_window: Window | None = None
     spacing_mm: tuple[float, float] | None = None
     """``(row, column)`` pixel spacing in millimetres, when the file says."""
+    slice_spacing_mm: float | None = None
+    """Distance between slices in millimetres, when known."""
+    acquired_plane: str | None = None
+    """Plane of the stored slices (``axial``, ``coronal``, ``sagittal``, ``oblique``), if known."""
 
     @classmethod
     def of(cls, image: MedImage) -> ImageInfo:
         """Describe a decoded image."""
+        plane = image.meta.get("plane")
         return cls(
             width=image.width,
             height=image.height,
@@ -80,7 +85,17 @@ class ImageInfo:
             modality=image.modality,
             default_window=image.default_window,
             spacing_mm=image.spacing_mm,
+            slice_spacing_mm=image.slice_spacing_mm,
+            acquired_plane=plane if isinstance(plane, str) else None,
         )
+
+    def plane_shape(self, reformat: Reformat | None) -> tuple[int, int, int]:
+        """``(width, height, depth)`` of its planes (:func:`medgym.core.images.plane_shape`)."""
+        return plane_shape(self.width, self.height, self.num_slices, reformat)
+
+    def plane_spacing(self, reformat: Reformat | None) -> tuple[float, float] | None:
+        """``(row, column)`` mm of a plane's pixels, if known."""
+        return plane_spacing(self.spacing_mm, self.slice_spacing_mm, reformat)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -62,7 +62,7 @@ def measure_line(ctx: ToolContext, params: MeasureParams) -> ToolResult:
                 f"the point ({x:g}, {y:g}) lies outside image {params.image_index}, which is "
                 f"{w}x{h} as you see it"
             )
-    spacing = ctx.images[view.image_index].spacing_mm
+    spacing = ctx.images[view.image_index].plane_spacing(view.reformat)
     if spacing is None:
         raise ToolError(
             f"image {params.image_index} records no pixel spacing, so distances in millimetres "

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medgym.errors import ToolError
 from medgym.tools._args import Index
-from medgym.tools._geometry import check_room, derive_view, made_view
+from medgym.tools._geometry import check_room, derive_view, made_view, plane_word
 from medgym.tools.base import Tool, ToolContext, ToolResult
 
 __all__ = ["OverviewParams", "overview", "overview_view"]
@@ -63,8 +63,9 @@ def overview_view(ctx: ToolContext, params: OverviewParams) -> ToolResult:
     target = ctx.view(params.image_index)
     if target.montage is not None:
         raise ToolError(f"image {params.image_index} is an overview already; scroll to a slice")
-    slices = ctx.images[target.image_index].num_slices
-    if slices < 2:
+    slices = ctx.images[target.image_index].plane_shape(target.reformat)[2]
+    word = plane_word(target)
+    if ctx.images[target.image_index].num_slices < 2:
         raise ToolError(
             f"image {params.image_index} is a single 2D picture: there are no slices to overview"
         )
@@ -75,9 +76,9 @@ def overview_view(ctx: ToolContext, params: OverviewParams) -> ToolResult:
     )
     listed = ", ".join(map(str, chosen))
     what = (
-        f"Overview of slices {listed} of {slices} (from image {params.image_index}), left to "
-        "right and top to bottom, each labelled with its slice number; scroll with slice=... to "
-        "look at one"
+        f"Overview of {word}s {listed} of {slices} (from image {params.image_index}), left to "
+        f"right and top to bottom, each labelled with its {word} number; scroll with slice=... "
+        "to look at one"
     )
     return made_view(ctx, what, view)
 

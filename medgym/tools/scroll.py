@@ -1,10 +1,11 @@
 """``scroll``: show another slice of a volume (CT, MR), the same region at the same size.
 
 A volume's slices are stacked along its first axis (``MedImage.pixels[slice]``); a view records
-which one it shows (``ViewSpec.slice_index``, the middle slice when unset). ``scroll`` makes a new
-view of the same region, orientation, window and size on another slice: an absolute ``slice``
-or a relative ``step`` from the slice of the view it scrolls from, so a model can page through a
-study the way a radiologist does. Everything stays in original voxel coordinates.
+which one it shows (``ViewSpec.slice_index``, the middle slice when unset). ``scroll`` makes a
+new view of the same region, orientation, window and size on another slice: an absolute
+``slice`` or a relative ``step`` from the slice of the view it scrolls from, so a model can page
+through a study the way a radiologist does. In a coronal or sagittal reformat (``set_plane``)
+the index counts that plane's rows or columns. Everything stays in original voxel coordinates.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medgym.errors import ToolError
 from medgym.tools._args import Index
-from medgym.tools._geometry import check_room, derive_view, made_view
+from medgym.tools._geometry import check_room, derive_view, made_view, plane_word
 from medgym.tools.base import Tool, ToolContext, ToolResult
 
 __all__ = ["ScrollParams", "scroll", "scroll_view"]
@@ -65,8 +66,9 @@ def scroll_view(ctx: ToolContext, params: ScrollParams) -> ToolResult:
             f"image {params.image_index} is an overview of slices {list(target.montage)}: "
             "choose one with slice=..., not a step"
         )
-    count = ctx.images[target.image_index].num_slices
-    if count < 2:
+    count = ctx.images[target.image_index].plane_shape(target.reformat)[2]
+    word = plane_word(target)
+    if ctx.images[target.image_index].num_slices < 2:
         raise ToolError(
             f"image {params.image_index} is a single 2D picture: there are no other slices"
         )
@@ -74,14 +76,15 @@ def scroll_view(ctx: ToolContext, params: ScrollParams) -> ToolResult:
     new = params.slice if params.slice is not None else current + (params.step or 0)
     if not 0 <= new < count:
         raise ToolError(
-            f"slice {new} is outside the volume: it has slices 0..{count - 1} "
-            f"(image {params.image_index} shows slice {current})"
+            f"{word} {new} is outside the volume: it has {word}s 0..{count - 1} "
+            f"(image {params.image_index} shows {word} {current})"
         )
     if new == current and target.montage is None:
-        raise ToolError(f"image {params.image_index} already shows slice {new}")
+        raise ToolError(f"image {params.image_index} already shows {word} {new}")
     check_room(ctx)
     view = derive_view(target, params.image_index, tool="scroll", slice_index=new)
-    return made_view(ctx, f"Slice {new} of {count} (from image {params.image_index})", view)
+    what = f"{word.capitalize()} {new} of {count} (from image {params.image_index})"
+    return made_view(ctx, what, view)
 
 
 scroll = Tool(

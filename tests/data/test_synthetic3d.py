@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import warnings
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 import medgym  # noqa: F401 - registers the envs
 from medgym.agents import GroupRunner, make_scripted_policy
 from medgym.core.images import ImageRef
+from medgym.core.view import render
 from medgym.data import load, load_image
 from medgym.data.synthetic3d import Volume3DSpec
 from medgym.envs import env_session_config
@@ -139,3 +142,33 @@ def test_a_real_volume_scrolls_in_the_volume_env() -> None:
     line = '{"name": "measure", "arguments": {"line_2d": [0, 0, 10, 0], "image_index": 2}}'
     _, _, _, _, info = env.step(f"<tool_call>{line}</tool_call>")
     assert " mm" in session.turns[-1].observation and not info["errors"]
+
+
+def test_a_coronal_reformat_shows_the_nodule_across_its_slices() -> None:
+    """set_plane through the nodule's row: the nodule spans its 2h + 1 slices in that plane."""
+    (sample,) = [s for s in load("synthetic3d", split="test", num_samples=8) if s.answer == "yes"][
+        :1
+    ]
+    env = gym.make("MedVQA-Volume-v0", samples=[sample])
+    env.reset(seed=0)
+    spec = Volume3DSpec.parse(sample.images[0].uri)
+    assert spec.nodule is not None
+    c, x, y, _, h = spec.nodule
+    call = {"name": "set_plane", "arguments": {"plane": "coronal", "slice": y}}
+    obs, _, terminated, _, _ = env.step(f"<tool_call>{json.dumps(call)}</tool_call>")
+    assert not terminated and "coronal plane" in obs["text"]
+    session = env.unwrapped.session
+    view = session.views[-1]
+    assert view.reformat == "coronal" and view.slice_index == y
+    assert view.out_size[1] > view.out_size[0] * 0.5  # 2 mm slices stretched, not a flat band
+    image = session.images[0]
+    plane = render(
+        image, view.model_copy(update={"flip_v": False, "out_size": (spec.size, spec.slices)})
+    )
+    column = plane[:, x, 0].astype(float)  # the nodule's column, every slice
+    inside, outside = (
+        column[c - h : c + h + 1].mean(),
+        np.delete(column, range(c - h, c + h + 1)).mean(),
+    )
+    assert inside > outside + 40
+    assert session.metrics["slices_viewed"] == 2  # the middle slice, then one coronal plane

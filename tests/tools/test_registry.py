@@ -22,7 +22,9 @@ from medgym.tools import (
 
 def test_registry_holds_all_tools_in_order() -> None:
     assert ALL_TOOLS == ("zoom_in", "crop", "reground", "window", "rotate", "flip")
-    assert tuple(TOOLS) == VOLUME_TOOLS == (*ALL_TOOLS, "scroll", "overview", "measure")
+    assert (
+        tuple(TOOLS) == VOLUME_TOOLS == (*ALL_TOOLS, "scroll", "set_plane", "overview", "measure")
+    )
     assert len(TOOLS.schemas()) == len(VOLUME_TOOLS)
     assert set(ZOOM_TOOLS) <= set(ALL_TOOLS)
 

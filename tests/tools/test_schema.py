@@ -124,6 +124,18 @@ def measure(line_2d: list[float], image_index: int = 0) -> None:
     """
 
 
+def set_plane(
+    plane: Literal["axial", "coronal", "sagittal"], slice: int | None = None, image_index: int = 0
+) -> None:
+    """Set plane.
+
+    Args:
+        plane: Plane.
+        slice: Slice.
+        image_index: Image.
+    """
+
+
 def overview(count: int = 9, image_index: int = 0) -> None:
     """Overview.
 
@@ -135,7 +147,7 @@ def overview(count: int = 9, image_index: int = 0) -> None:
 
 PLAIN: dict[str, Callable[..., None]] = {
     f.__name__: f
-    for f in (zoom_in, crop, reground, window, rotate, flip, scroll, overview, measure)
+    for f in (zoom_in, crop, reground, window, rotate, flip, scroll, set_plane, overview, measure)
 }
 
 

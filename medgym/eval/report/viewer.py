@@ -141,9 +141,13 @@ def _figure(group: Group, traj: Trajectory, index: int, boxes: list[Any]) -> str
 
 
 def _slice_caption(view: ViewSpec) -> str:
-    """Where in a volume a view looks (nothing for a 2D view): its slice, or an overview's."""
+    """Where in a volume a view looks (nothing for a 2D view): plane and slice, or an overview's."""
     if view.montage is not None:
-        return " · overview of slices " + ", ".join(map(str, view.montage))
+        what = "slices" if view.reformat is None else f"{view.reformat} planes"
+        return f" · overview of {what} " + ", ".join(map(str, view.montage))
+    if view.reformat is not None:
+        where = "middle" if view.slice_index is None else str(view.slice_index)
+        return f" · {view.reformat} plane {where}"
     if view.slice_index is not None:
         return f" · slice {view.slice_index}"
     return ""
