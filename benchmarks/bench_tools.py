@@ -101,22 +101,43 @@ def main() -> None:
 
 
 def volume_table(repeat: int, number: int) -> None:
-    """``scroll`` + render of a slice of a 512x512x300 int16 volume, and an overview, against
-    the bare numpy/OpenCV floor doing the same slicing, resizing and windowing."""
+    """``scroll`` + render of a slice of a 512x512x300 int16 volume, a coronal and a sagittal
+    reformat (``set_plane``, 0.7 mm pixels and 2 mm slices) and an overview, against the bare
+    numpy/OpenCV floor doing the same slicing, resizing and windowing."""
     vol_side, n_slices = 512, 300
     rng = np.random.default_rng(1)
     base = ct_like(vol_side)
     vol = np.stack([base + rng.integers(-20, 20, base.shape, dtype=np.int16)
                     for _ in range(n_slices)])[..., None]  # fmt: skip
-    image = MedImage(pixels=vol, default_window=Window(level=40, width=400), modality="CT")
+    image = MedImage(
+        pixels=vol,
+        default_window=Window(level=40, width=400),
+        modality="CT",
+        spacing_mm=(0.7, 0.7),
+        slice_spacing_mm=2.0,
+    )
     v0 = ViewSpec(bbox_px=(0, 0, vol_side, vol_side), out_size=(VIEW, VIEW), window=LUNG)
     ctx = ToolContext(views=(v0,), images=(ImageInfo.of(image),))
-    scroll, overview = TOOLS["scroll"], TOOLS["overview"]
+    scroll, overview, set_plane = TOOLS["scroll"], TOOLS["overview"], TOOLS["set_plane"]
     plane = image.pixels[..., 0]
     full = (0, 0, vol_side, vol_side)
 
     def floor_slice(k: int) -> np.ndarray:
         return floor_zoom(plane[k], full, LUNG)
+
+    def floor_reformat(fixed: int, axis: int, out_size: tuple[int, int]) -> np.ndarray:
+        cut = np.ascontiguousarray(plane[:, fixed] if axis == 1 else plane[:, :, fixed])
+        small = cv2.resize(cut, out_size, interpolation=cv2.INTER_AREA)
+        out = small.astype(np.float32)
+        out -= np.float32(LUNG.low)
+        out *= np.float32(255.0 / LUNG.width)
+        np.clip(out, 0.0, 255.0, out=out)
+        return cv2.cvtColor(out.astype(np.uint8)[::-1], cv2.COLOR_GRAY2RGB)
+
+    reformat_size = {
+        p: set_plane(ctx, {"plane": p, "slice": 300}).view.out_size  # type: ignore[union-attr]
+        for p in ("coronal", "sagittal")
+    }
 
     def floor_overview(slices: tuple[int, ...]) -> np.ndarray:
         cols = 3
@@ -137,6 +158,12 @@ def volume_table(repeat: int, number: int) -> None:
     cases = [
         ("scroll to slice 200 + render", lambda: render(image, scroll(ctx, {"slice": 200}).view),
          lambda: floor_slice(200)),
+        ("set_plane coronal + render",
+         lambda: render(image, set_plane(ctx, {"plane": "coronal", "slice": 300}).view),
+         lambda: floor_reformat(300, 1, reformat_size["coronal"])),
+        ("set_plane sagittal + render",
+         lambda: render(image, set_plane(ctx, {"plane": "sagittal", "slice": 300}).view),
+         lambda: floor_reformat(300, 2, reformat_size["sagittal"])),
         ("overview of 9 slices + render", lambda: render(image, overview(ctx, {"count": 9}).view),
          lambda: floor_overview(tuple(round(i * 299 / 8) for i in range(9)))),
     ]  # fmt: skip

@@ -36,6 +36,7 @@ DATASETS: dict[str, str | Loader] = {
     "slake": "medgym.data.loaders.slake:load_slake",
     "pathvqa": "medgym.data.loaders.pathvqa:load_pathvqa",
     "pmc_vqa": "medgym.data.loaders.pmc_vqa:load_pmc_vqa",
+    "m3d_vqa": "medgym.data.loaders.m3d_vqa:load_m3d_vqa",
     "omnimedvqa": "medgym.data.loaders.omnimedvqa:load_omnimedvqa",
     "generic": "medgym.data.loaders.generic:load_generic",
     "hf_disk": "medgym.data.loaders.hf_disk:load_hf_disk",

@@ -31,6 +31,7 @@ from medgym.data.readers.common import Source, UnidentifiedImageError, open_bina
 from medgym.data.readers.dicom import looks_like_raw_dicom, read_dicom
 from medgym.data.readers.dicom_series import read_dicom_series
 from medgym.data.readers.nifti import NIFTI_SUFFIXES, is_nifti_header, read_nifti
+from medgym.data.readers.numpy_volume import NPY_MAGIC, read_npy
 from medgym.data.readers.raster import read_raster
 from medgym.errors import ConfigError, DatasetError
 from medgym.settings import MAX_PIXELS, get_settings
@@ -51,7 +52,7 @@ _MAGICS = {
     b"GIF8": "GIF",
     b"\x1f\x8b": "gzip (not NIfTI)",
 }
-_EXPECTED = "an image (PNG, JPEG, TIFF, BMP, GIF, WebP, DICOM or NIfTI)"
+_EXPECTED = "an image (PNG, JPEG, TIFF, BMP, GIF, WebP, DICOM, NIfTI or a NumPy .npy array)"
 
 
 def looks_like_image(head: bytes, name: str = "") -> bool:
@@ -66,7 +67,7 @@ def looks_like_image(head: bytes, name: str = "") -> bool:
         return True
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
-    if is_nifti_header(head) or looks_like_raw_dicom(head):
+    if is_nifti_header(head) or looks_like_raw_dicom(head) or head.startswith(NPY_MAGIC):
         return True
     lower = name.lower()
     return lower.endswith((".dcm", ".dicom")) or lower.endswith(NIFTI_SUFFIXES)
@@ -160,6 +161,10 @@ def _dispatch(
     if _is_nifti(source, head, name):
         axis = 2 if axis is None else axis
         return read_nifti(source, name=name, frame=frame, axis=axis, max_pixels=limit)
+    if head.startswith(NPY_MAGIC):
+        if frame is not None or axis is not None:
+            raise ConfigError(f"{name}: frame= and axis= do not apply to .npy arrays")
+        return read_npy(source, name=name, max_pixels=limit)
     try:
         return read_raster(source, name=name, frame=frame, max_pixels=limit)
     except UnidentifiedImageError as e:
