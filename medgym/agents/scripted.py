@@ -22,6 +22,7 @@ import numpy as np
 
 from medgym.agents.policy import Generation
 from medgym.core.bbox import BBox, clamp
+from medgym.core.view import montage_grid
 from medgym.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
@@ -227,7 +228,11 @@ class ScrollerPolicy:
     each new slice's pixels for a bright round finding (a voxel ``threshold`` above the body's
     intensity) and answers the ``synthetic3d`` questions from where it found one: presence
     (``yes`` once found, ``no`` after the whole volume), location (which half holds the slice),
-    side (where the bright area's centre lies).
+    side (where the bright area's centre lies). For ``size`` it reads the volume as a
+    radiologist measures a nodule: an ``overview`` of 16 slices to find it, a ``scroll`` to the
+    slice that shows it most, ``set_plane`` to the coronal plane through its centre row (where
+    its widest extent shows whatever slice it was found on), ``measure`` across its widest row,
+    and the answer from the millimetres the tool reports.
     It never reads the answer or the evidence. On a 2D image, or with one turn left, it answers
     with a seeded guess.
 
@@ -246,17 +251,80 @@ class ScrollerPolicy:
         """``(slice, centre column in original pixels)`` of the first view showing a finding."""
         for k, view in enumerate(session.views):
             pixels = session.pixels(k)
-            if view.montage is None and int(pixels.max()) > self.threshold:
+            if (
+                view.montage is None
+                and view.reformat is None
+                and int(pixels.max()) > self.threshold
+            ):
                 n = session.images[view.image_index].num_slices
                 ys, xs = np.nonzero(pixels[:, :, 0] > self.threshold)
                 x, _ = view.point_to_original(float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)
                 return (n // 2 if view.slice_index is None else view.slice_index), x
         return None
 
+    def _measure_size(self, session: EpisodeSession) -> Generation | None:
+        """The next step of the size reading (overview, coronal plane, measure, answer)."""
+        tools = session.tools
+        if not {"overview", "set_plane", "measure"} <= set(tools) or session.turns_left < 2:
+            return None
+        views = session.views
+        reports = [
+            c.text for t in session.turns for c in t.tool_calls if c.name == "measure" and c.ok
+        ]
+        if reports:
+            mm = float(re.findall(r"([0-9.]+) mm$", reports[-1])[0])
+            smaller, larger = session.sample.options
+            limit = float(re.findall(r"([0-9.]+) mm", smaller)[0])
+            return Generation(answer_text(smaller if mm < limit else larger, f"{mm:g} mm wide."))
+        coronal = [k for k, v in enumerate(views) if v.reformat == "coronal"]
+        if coronal:
+            k = coronal[-1]
+            bright = session.pixels(k)[:, :, 0] > self.threshold
+            if not bright.any():
+                return None
+            widths = bright.sum(axis=1)
+            row = int(widths.argmax())
+            xs = np.nonzero(bright[row])[0]
+            line = (float(xs[0]), row + 0.5, float(xs[-1]) + 1.0, row + 0.5)
+            args = {"line_2d": session.profile.from_view_px(line, views[k].out_size)}
+            return Generation(tool_call_text("measure", {**args, "image_index": k}, "Measure it."))
+        axial = [k for k, v in enumerate(views) if v.tool == "scroll" and v.reformat is None]
+        if axial:  # the slice the overview pointed at, at full size: where is the nodule?
+            k = axial[-1]
+            ys, _ = np.nonzero(session.pixels(k)[:, :, 0] > self.threshold)
+            if not len(ys):
+                return None
+            _, row = views[k].point_to_original(0.0, float(ys.mean()) + 0.5)
+            call = {"plane": "coronal", "slice": int(row)}
+            return Generation(tool_call_text("set_plane", call, "Coronal view through it."))
+        montages = [k for k, v in enumerate(views) if v.montage is not None]
+        if not montages:
+            return Generation(tool_call_text("overview", {"count": 16}, "Where is it?"))
+        k = montages[-1]
+        view, pixels = views[k], session.pixels(k)
+        slices = view.montage or ()
+        cols, rows = montage_grid(len(slices))
+        tile_w, tile_h = view.out_size[0] // cols, view.out_size[1] // rows
+        areas = []
+        for i in range(len(slices)):
+            r, c = divmod(i, cols)
+            tile = pixels[r * tile_h : (r + 1) * tile_h, c * tile_w : (c + 1) * tile_w, 0]
+            mask = tile > self.threshold
+            mask[: max(14, tile_h // 5), : tile_w * 3 // 5] = False  # the burnt-in number
+            areas.append(int(mask.sum()))
+        if max(areas, default=0) == 0:
+            return None
+        best = slices[int(np.argmax(areas))]
+        return Generation(tool_call_text("scroll", {"slice": best}, "That slice, full size."))
+
     async def generate(self, session: EpisodeSession) -> Generation:
         """The next scroll, or the answer once the finding is seen (or the volume is done)."""
         n = session.images[0].num_slices
         options = session.sample.options
+        if any(str(o).startswith("smaller than") for o in options):
+            step = self._measure_size(session)
+            if step is not None:
+                return step
         found = self._found(session)
         if found is not None:
             where, x = found
@@ -266,7 +334,9 @@ class ScrollerPolicy:
             if "left side of the image" in options:
                 side = "left" if x < session.images[0].width / 2 else "right"
                 return Generation(answer_text(f"{side} side of the image", f"Column {x:.0f}."))
-            return Generation(answer_text("yes", f"A nodule on slice {where}."))
+            if "yes" in options:
+                return Generation(answer_text("yes", f"A nodule on slice {where}."))
+            return Generation(answer_text(_fallback_answer(session, _rng(session))))
         seen = {n // 2 if v.slice_index is None else v.slice_index for v in session.views}
         todo = [k for k in range(self.stride // 2, n, self.stride) if k not in seen]
         if n > 1 and todo and session.turns_left > 1 and "scroll" in session.tools:

@@ -15,9 +15,13 @@ lands on the nodule (:class:`medgym.agents.scripted.ScrollerPolicy` steps by 5; 
 to 7 slices).
 
 Questions (closed, two options, answers balanced): ``presence`` ("Is there a nodule anywhere in
-this CT volume?"), ``location`` ("Which half of the volume holds the nodule?") and ``side`` (on
-which side of the image it lies; never near the midline). Images are
-``synthetic3d://`` references drawn on demand from their parameters.
+this CT volume?"), ``location`` ("Which half of the volume holds the nodule?"), ``side`` (on
+which side of the image it lies; never near the midline) and ``size`` (is its largest diameter
+smaller or larger than :func:`size_threshold_mm`, 14.4 mm for 128 px slices of 0.8 mm; the
+nodules' diameters stay at least 1.6 mm, one pixel of radius, clear of it). Its width in a
+slice off the nodule's centre is smaller than its diameter, so ``size`` is answered by
+measuring where the nodule is widest: on its centre slice, or in a coronal plane through it.
+Images are ``synthetic3d://`` references drawn on demand from their parameters.
 """
 
 from __future__ import annotations
@@ -33,9 +37,15 @@ from medgym.core.images import ImageRef, MedImage
 from medgym.core.sample import Evidence, Sample
 from medgym.errors import ConfigError, DatasetError
 
-__all__ = ["FAMILIES3D", "Volume3DSpec", "load_synthetic3d", "resolve_synthetic3d"]
+__all__ = [
+    "FAMILIES3D",
+    "Volume3DSpec",
+    "load_synthetic3d",
+    "resolve_synthetic3d",
+    "size_threshold_mm",
+]
 
-FAMILIES3D = ("presence", "location", "side")
+FAMILIES3D = ("presence", "location", "side", "size")
 SPACING_MM = (0.8, 0.8)
 #: Distance between slices: thicker than the pixels, as in most clinical CT.
 SLICE_SPACING_MM = 2.0
@@ -168,13 +178,40 @@ def load_synthetic3d(
     return out
 
 
+def _radii(size: int) -> tuple[int, int]:
+    """Smallest and largest nodule radius in pixels for slices of ``size`` pixels."""
+    return max(3, size // 20), max(4, size // 10)
+
+
+def size_threshold_mm(size: int) -> float:
+    """The diameter the ``size`` question asks about: between the small and the large nodules."""
+    lo, hi = _radii(size)
+    return round((lo + hi) * SPACING_MM[1], 1)
+
+
 def _nodule(
-    rng: np.random.Generator, size: int, slices: int, half: int | None, side: int | None = None
+    rng: np.random.Generator,
+    size: int,
+    slices: int,
+    half: int | None,
+    side: int | None = None,
+    large: int | None = None,
 ) -> tuple:
-    """A nodule off the middle slice; ``half``/``side`` 0 or 1 pick its half and its side."""
+    """A nodule off the middle slice.
+
+    ``half``, ``side`` and ``large`` (0 or 1) pick its half of the slices, its side and whether
+    its diameter is under or over :func:`size_threshold_mm` (by a margin).
+    """
     mid = slices // 2
     h = int(rng.integers(2, 4))  # 5 to 7 slices: a stride of 5 never steps over one
-    r = int(rng.integers(max(3, size // 20), max(4, size // 10) + 1))
+    lo, hi = _radii(size)
+    if large is None:
+        r = int(rng.integers(lo, hi + 1))
+    else:  # at least half a radius step clear of the threshold (lo + hi) / 2
+        cut = (lo + hi) / 2
+        small_r, large_r = (lo, math.floor(cut - 0.5)), (math.ceil(cut + 0.5), hi)
+        a, b = large_r if large else small_r
+        r = int(rng.integers(a, max(a, b) + 1))
     lo_first, hi_first = h, mid - h - 2  # centre slices of the first half, clear of the middle
     lo_second, hi_second = mid + h + 2, slices - h - 1
     if hi_first < lo_first or hi_second < lo_second:
@@ -204,6 +241,15 @@ def _sample(
         nodule = _nodule(rng, size, slices, None) if turn == 0 else None
         question = f"Is there a nodule anywhere in this CT volume of {slices} slices?"
         options, answer = ("yes", "no"), "yes" if nodule else "no"
+    elif family == "size":
+        nodule = _nodule(rng, size, slices, None, None, turn)
+        thr = size_threshold_mm(size)
+        question = (
+            f"This CT volume of {slices} slices holds one nodule. Is its largest diameter "
+            f"smaller or larger than {thr:g} mm?"
+        )
+        options = (f"smaller than {thr:g} mm", f"larger than {thr:g} mm")
+        answer = options[turn]
     elif family == "side":
         nodule = _nodule(rng, size, slices, None, turn)
         question = "On which side of the image is the nodule in this CT volume?"
@@ -223,6 +269,7 @@ def _sample(
         c, x, y, r, h = nodule
         evidence = (Evidence(image_index=0, bbox_px=(x - r, y - r, x + r, y + r)),)
         meta["nodule_slices"] = [c - h, c + h]
+        meta["diameter_mm"] = round(2 * r * SPACING_MM[1], 1)
     return Sample(
         id=f"synthetic3d-{split}-{i:05d}",
         images=(ImageRef(uri=spec.uri),),

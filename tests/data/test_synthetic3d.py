@@ -46,9 +46,14 @@ def test_answers_are_balanced_and_deterministic(samples: list) -> None:
     for family, answers in (
         ("presence", {"yes", "no"}),
         ("location", {"first half", "second half"}),
+        ("size", {"smaller than 14.4 mm", "larger than 14.4 mm"}),
     ):
         got = [s.answer for s in samples if s.question_type == family]
         assert set(got) == answers and abs(got.count(min(answers)) - len(got) / 2) <= 1
+    sizes = [s for s in samples if s.question_type == "size"]
+    for s in sizes:  # every diameter clear of the 14.4 mm the question asks about
+        small = s.answer.startswith("smaller")
+        assert (s.meta["diameter_mm"] <= 12.8) if small else (s.meta["diameter_mm"] >= 16.0)
     assert [s.images[0].uri for s in load("synthetic3d", num_samples=24)] == [
         s.images[0].uri for s in samples
     ]
@@ -72,7 +77,7 @@ def test_bad_uris_are_dataset_errors(uri: str, match: str) -> None:
 
 def test_bad_options_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="families"):
-        load("synthetic3d", families=("size",))
+        load("synthetic3d", families=("volume",))
     with pytest.raises(ConfigError, match="too few"):
         load("synthetic3d", num_samples=2, slices=9)
 
@@ -105,7 +110,7 @@ def test_volume_env_is_check_env_clean_and_the_scroller_answers() -> None:
 
 
 def test_the_scroller_beats_its_no_tools_ablation_by_a_wide_margin() -> None:
-    samples = load("synthetic3d", num_samples=32)
+    samples = load("synthetic3d", num_samples=32)  # 8 per family, size included
 
     def accuracy(policy: str, env: str) -> float:
         groups = GroupRunner(env_session_config(env), n=1, progress=False).run(
@@ -172,3 +177,19 @@ def test_a_coronal_reformat_shows_the_nodule_across_its_slices() -> None:
     )
     assert inside > outside + 40
     assert session.metrics["slices_viewed"] == 2  # the middle slice, then one coronal plane
+
+
+def test_the_scroller_measures_a_nodule_in_the_coronal_plane() -> None:
+    """size: overview, scroll to the slice, coronal plane through it, measure, answer."""
+    samples = [s for s in load("synthetic3d", num_samples=16) if s.question_type == "size"]
+    groups = GroupRunner(env_session_config("MedVQA-Volume-v0"), n=1, progress=False).run(
+        samples, make_scripted_policy("scroller")
+    )
+    for g in groups:
+        (t,) = g.trajectories
+        calls = [c for turn in t.turns for c in turn.tool_calls]
+        assert [c.name for c in calls] == ["overview", "scroll", "set_plane", "measure"]
+        mm = float(calls[-1].text.rsplit(": ", 1)[1].removesuffix(" mm"))
+        # the widest row of the coronal plane is the nodule's diameter, to a pixel or two
+        assert abs(mm - g.sample.meta["diameter_mm"]) <= 2.5, (mm, g.sample.meta)
+        assert t.reward_parts["accuracy"] == 1.0
