@@ -188,25 +188,24 @@ def _check_same_grid(slices: list[_Slice], name: str) -> None:
                 f"{name}: {s.path.name} is {s.size[1]}x{s.size[0]} pixels but {first.path.name} "
                 f"is {first.size[1]}x{first.size[0]}; a series has one slice size"
             )
-        if (s.spacing is None) != (first.spacing is None) or (
-            s.spacing is not None
-            and first.spacing is not None
-            and not np.allclose(s.spacing, first.spacing, rtol=_TOLERANCE / 10)
-        ):
+        if _differs(s.spacing, first.spacing, rtol=_TOLERANCE / 10):
             raise DatasetError(
                 f"{name}: pixel spacing {s.spacing} mm of {s.path.name} differs from "
                 f"{first.spacing} mm of {first.path.name}; a series has one pixel spacing"
             )
-        if (s.orientation is None) != (first.orientation is None) or (
-            s.orientation is not None
-            and first.orientation is not None
-            and not np.allclose(s.orientation, first.orientation, atol=1e-3)
-        ):
+        if _differs(s.orientation, first.orientation, atol=1e-3):
             raise DatasetError(
                 f"{name}: {s.path.name} is oriented {_cosines(s)} but {first.path.name} "
                 f"{_cosines(first)} (ImageOrientationPatient); slices of one stack share their "
                 "orientation (a localiser or a radial series is not a volume)"
             )
+
+
+def _differs(a: Any, b: Any, *, rtol: float = 0.0, atol: float = 0.0) -> bool:
+    """Whether two header values disagree: one missing, or not equal within the tolerances."""
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    return not np.allclose(a, b, rtol=rtol, atol=atol)
 
 
 def _cosines(s: _Slice) -> str:
