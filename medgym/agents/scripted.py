@@ -294,8 +294,8 @@ class ScrollerPolicy:
             ys, _ = np.nonzero(session.pixels(k)[:, :, 0] > self.threshold)
             if not len(ys):
                 return None
-            _, row = views[k].point_to_original(0.0, float(ys.mean()) + 0.5)
-            call = {"plane": "coronal", "slice": int(row)}
+            _, centre_row = views[k].point_to_original(0.0, float(ys.mean()) + 0.5)
+            call = {"plane": "coronal", "slice": int(centre_row)}
             return Generation(tool_call_text("set_plane", call, "Coronal view through it."))
         montages = [k for k, v in enumerate(views) if v.montage is not None]
         if not montages:

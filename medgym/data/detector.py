@@ -221,7 +221,7 @@ class PixelReader:
         seen = [(d, view.view_to_original(d.bbox_px)) for d in self.find(view_pixels)]
         inside = [(d, b) for d, b in seen if region is None or _centre_in(b, region)]
         fallback = sample.options[0] if sample.options else _DEFAULTS.get(family, "")
-        if family == "presence":
+        if family in ("presence", "zone_presence"):
             return "yes" if any(d.kind == NODULE for d, _ in inside) else "no"
         if family == "count":
             found = [d for d, _ in inside if d.kind == CALCIFICATION]
@@ -262,7 +262,14 @@ class PixelReader:
         return None
 
 
-_DEFAULTS = {"presence": "no", "count": "2", "shape": "round", "kind": NODULE, "side": "left"}
+_DEFAULTS = {
+    "presence": "no",
+    "zone_presence": "no",
+    "count": "2",
+    "shape": "round",
+    "kind": NODULE,
+    "side": "left",
+}
 
 
 def _as_box(value: object) -> BBox | None:

@@ -41,7 +41,12 @@ from medgym.core.sample import Evidence, Sample
 from medgym.core.view import full_view, render
 from medgym.data.realworld_catalog import CATALOG, Entry, Facts, read_facts
 from medgym.data.synthetic_findings import FindingSpec, draw_findings
-from medgym.data.synthetic_questions import FAMILIES, FAMILY_OPTIONS, Difficulty, build_question
+from medgym.data.synthetic_questions import (
+    DEFAULT_FAMILIES,
+    FAMILY_OPTIONS,
+    Difficulty,
+    build_question,
+)
 from medgym.errors import ConfigError, DatasetError, DependencyNotInstalled, did_you_mean
 
 __all__ = ["load_realworld", "package_path", "resolve_pkg"]
@@ -325,7 +330,7 @@ def _zoom_samples(
     window = image.default_window
     amp = _AMP_OF_WINDOW * (window.width if window is not None else 255.0)
     rng = np.random.default_rng([seed, _SPLITS[split], entry.key])
-    families = [FAMILIES[i] for i in rng.permutation(len(FAMILIES))]
+    families = [DEFAULT_FAMILIES[i] for i in rng.permutation(len(DEFAULT_FAMILIES))]
     out = []
     for k in range(count):
         family = families[k % len(families)]

@@ -29,7 +29,13 @@ from medgym.core.images import ImageRef, MedImage
 from medgym.core.sample import Evidence, Sample
 from medgym.data.synthetic_anatomy import NOISE_SIGMA, Anatomy, render_background
 from medgym.data.synthetic_findings import FindingSpec, draw_findings
-from medgym.data.synthetic_questions import FAMILIES, FAMILY_OPTIONS, Difficulty, build_question
+from medgym.data.synthetic_questions import (
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    FAMILY_OPTIONS,
+    Difficulty,
+    build_question,
+)
 from medgym.errors import ConfigError, DatasetError, did_you_mean
 
 __all__ = ["SPLITS", "SyntheticSpec", "load_synthetic", "resolve_synthetic"]
@@ -62,6 +68,8 @@ class SyntheticSpec:
         noise: Multiplier of the native noise level.
         decoys: Number of smooth look-alike blobs.
         findings: The findings drawn on top.
+        anatomy: Contrast of the anatomy about the window's level, in ``[0, 1]`` (1: as
+            drawn; 0: findings on plain tissue). Written in the URI only when not 1.
 
     Example:
         >>> spec = SyntheticSpec(kind="ct", size=256, seed=1, noise=1.0, decoys=0, findings=())
@@ -77,8 +85,11 @@ class SyntheticSpec:
     noise: float
     decoys: int
     findings: tuple[FindingSpec, ...] = ()
+    anatomy: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.anatomy <= 1.0:
+            raise ConfigError(f"anatomy must be in [0, 1]; got {self.anatomy}")
         if self.kind not in _KINDS:
             raise ConfigError(f"synthetic kind must be one of {_KINDS}; got {self.kind!r}")
         if not 64 <= self.size <= 8192:
@@ -107,6 +118,8 @@ class SyntheticSpec:
             f"synthetic://v1?kind={self.kind}&size={self.size}&seed={self.seed}"
             f"&noise={self.noise:g}&decoys={self.decoys}"
         )
+        if self.anatomy != 1.0:
+            head += f"&anatomy={self.anatomy:g}"
         return head + "".join(f"&f={f.to_token()}" for f in self.findings)
 
     @property
@@ -130,7 +143,7 @@ class SyntheticSpec:
             raise DatasetError(f"expected a URI starting with 'synthetic://v1?'; got {uri!r}")
         fields: dict[str, str] = {}
         tokens: list[str] = []
-        known = ("kind", "size", "seed", "noise", "decoys", "f")
+        known = ("kind", "size", "seed", "noise", "decoys", "f", "anatomy")
         for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
             if key == "f":
                 tokens.append(value)
@@ -152,6 +165,7 @@ class SyntheticSpec:
                 noise=float(fields["noise"]),
                 decoys=int(fields["decoys"]),
                 findings=tuple(FindingSpec.from_token(t) for t in tokens),
+                anatomy=float(fields.get("anatomy", 1.0)),
             )
         except (ValueError, ConfigError) as e:
             raise DatasetError(f"malformed synthetic URI {uri!r}: {e}") from e
@@ -159,7 +173,9 @@ class SyntheticSpec:
     def render(self) -> MedImage:
         """Draw the image (deterministic: same spec, same pixels)."""
         anatomy = Anatomy.from_seed(self.kind, self.size, self.seed)
-        img = render_background(anatomy, noise=self.noise, decoys=self.decoys)
+        img = render_background(
+            anatomy, noise=self.noise, decoys=self.decoys, contrast=self.anatomy
+        )
         draw_findings(img, self.findings)
         lo, hi = _LIMITS[self.kind]
         np.clip(img, lo, hi, out=img)
@@ -223,10 +239,12 @@ def load_synthetic(
     image_size: int = 2048,
     difficulty: str | float = "medium",
     kinds: tuple[str, ...] = _KINDS,
-    families: tuple[str, ...] = FAMILIES,
+    families: tuple[str, ...] = DEFAULT_FAMILIES,
     open_fraction: float = 0.5,
     contrast: float | None = None,
     density: float | None = None,
+    finding_scale: float = 1.0,
+    anatomy: float = 1.0,
 ) -> list[Sample]:
     """Build ``num_samples`` synthetic samples (no pixels are drawn).
 
@@ -242,7 +260,8 @@ def load_synthetic(
             makes a medium finding about one 28 px vision patch in the view and four natively.
         difficulty: ``easy``, ``medium``, ``hard`` or a number in ``[0, 1]``.
         kinds: Image kinds to use: ``xray`` (chest radiograph) and/or ``ct`` (abdominal CT).
-        families: Question families to use (see :data:`~medgym.data.synthetic_questions.FAMILIES`).
+        families: Question families to use (default
+            :data:`~medgym.data.synthetic_questions.DEFAULT_FAMILIES`; any of ``FAMILIES``).
         open_fraction: Share of ``count`` and ``shape`` questions asked without options.
         contrast: Texture amplitude of the findings in noise standard deviations, replacing the
             difficulty's (2.2-3.6). High values (the tiny agent's task uses 10) make a finding
@@ -253,7 +272,14 @@ def load_synthetic(
             texture amplitude, in ``[0, 1]`` (default 0: the zero-mean texture that shrinking
             erases). Above 0 a finding is a faint blob in the first view, so coarse
             localisation is possible there; its outline, granule count and grain still need
-            the zoom. The tiny agent's task uses 0.3.
+            the zoom.
+        finding_scale: Multiplier of the findings' size (and of the free regions of
+            ``presence`` questions, which are drawn around a finding), in ``[0.5, 3]``. At 2.5 a
+            finding fills about a fifth of a zoom on its zone, which a vision tower trained from
+            scratch on CPU learns to see, while it stays a few patches wide in a 3x-shrunk
+            first view (the tiny agent's task; ``docs/learning.md``).
+        anatomy: Contrast of the anatomy behind the findings, in ``[0, 1]``: 1 as drawn, 0
+            findings on plain tissue (noise kept). Placement still follows the anatomy.
 
     Returns:
         The samples, ``Sample.meta`` holding the difficulty, the findings and the ``query``.
@@ -290,6 +316,13 @@ def load_synthetic(
                 f"density must be in [0, 1] (a fraction of the amplitude); got {density}"
             )
         level = replace(level, density=float(density))
+    if not 0.0 <= anatomy <= 1.0:
+        raise ConfigError(f"anatomy must be in [0, 1]; got {anatomy}")
+    if not 0.5 <= finding_scale <= 3.0:
+        raise ConfigError(f"finding_scale must be in [0.5, 3]; got {finding_scale}")
+    if finding_scale != 1.0:
+        lo, hi = level.size
+        level = replace(level, size=(lo * finding_scale, hi * finding_scale))
     deck_rng = np.random.default_rng([seed, code, 0])
     family_deck = _Deck(tuple(families), deck_rng)
     kind_deck = _Deck(tuple(kinds), deck_rng)
@@ -301,7 +334,17 @@ def load_synthetic(
         answer = answer_decks[family].draw()
         samples.append(
             _make_sample(
-                split, seed, code, i, kind, family, answer, image_size, level, open_fraction
+                split,
+                seed,
+                code,
+                i,
+                kind,
+                family,
+                answer,
+                image_size,
+                level,
+                open_fraction,
+                anatomy,
             )
         )
     return samples
@@ -318,13 +361,14 @@ def _make_sample(
     size: int,
     level: Difficulty,
     open_fraction: float,
+    anatomy_contrast: float = 1.0,
 ) -> Sample:
     image_seed = ((seed * len(SPLITS) + code) << 24) | index  # disjoint across splits
     rng = np.random.default_rng([image_seed, 7])
     anatomy = Anatomy.from_seed(kind, size, image_seed)
     amp = level.contrast * NOISE_SIGMA[kind] * level.noise
     draft = None
-    for attempt in range(5):  # a crowded layout is retried with the next random draws
+    for attempt in range(20):  # a crowded layout is retried with the next random draws
         try:
             draft = build_question(
                 family,
@@ -349,6 +393,7 @@ def _make_sample(
         noise=round(level.noise, 3),
         decoys=level.decoys,
         findings=draft.findings,
+        anatomy=anatomy_contrast,
     )
     modality, body_part, _ = _MODALITY[kind]
     return Sample(

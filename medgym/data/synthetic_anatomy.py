@@ -254,7 +254,9 @@ def _gauss_lut() -> np.ndarray:
     return np.array([nd.inv_cdf((k + 0.5) / 256) for k in range(256)], dtype=np.float32)
 
 
-def render_background(anatomy: Anatomy, *, noise: float, decoys: int) -> np.ndarray:
+def render_background(
+    anatomy: Anatomy, *, noise: float, decoys: int, contrast: float = 1.0
+) -> np.ndarray:
     """Draw the background of ``anatomy`` at full size, in native units (``float32``).
 
     Args:
@@ -262,6 +264,8 @@ def render_background(anatomy: Anatomy, *, noise: float, decoys: int) -> np.ndar
         noise: Multiplier of the native noise level :data:`NOISE_SIGMA`.
         decoys: Number of smooth blobs about the size of a finding (visible at any zoom, but
             without the fine texture of a real finding).
+        contrast: Scale of the anatomy (and decoys) about the display window's level: 1 as
+            drawn, 0 a plain field at the window's middle grey (noise unchanged).
     """
     n = anatomy.size
     rng = np.random.default_rng([anatomy.seed, 1])
@@ -276,6 +280,9 @@ def render_background(anatomy: Anatomy, *, noise: float, decoys: int) -> np.ndar
         _ellipse(blob, (x, y), (0.02, 0.02 * rng.uniform(0.6, 1.0)), 1.0, rng.uniform(0, 180))
         canvas += cv2.GaussianBlur(blob, (0, 0), 2.0) * amp * rng.choice([-1.0, 1.0])
     canvas += 0.35 * amp * _smooth_field(rng, 10, _CANVAS)
+    if contrast != 1.0:
+        level = np.float32(anatomy.window.level)
+        canvas = level + np.float32(contrast) * (canvas - level)
     img = cv2.resize(canvas, (n, n), interpolation=cv2.INTER_CUBIC)
     # Noise with a slowly drifting strength (+-35 %): a local bump of fine-scale energy is no
     # evidence of anything on its own.

@@ -13,6 +13,10 @@ Families (``Sample.question_type``):
 - ``side``: is the image's one nodule in the left or the right half *as displayed*? Left and right
   are the viewer's, not the patient's (a PA chest film shows the patient's right on image left).
 - ``kind``: is the finding in a zone a nodule or a calcification cluster?
+- ``zone_presence`` (not in the default mix, :data:`DEFAULT_FAMILIES`): is there a nodule in a
+  zone? yes/no. ``presence`` with a named zone instead of a percent box: the box to look at is
+  one of nine, which a small model learns to write, where a percent box must be copied digit by
+  digit and reordered (the tiny agent's task, ``docs/learning.md``).
 
 Zones are the ninths of the image (``upper-left`` ... ``lower-right``, ``central``), named in the
 question with their percent ranges.
@@ -47,6 +51,7 @@ from medgym.data.synthetic_layout import (
 from medgym.errors import ConfigError, DatasetError, did_you_mean
 
 __all__ = [
+    "DEFAULT_FAMILIES",
     "FAMILIES",
     "FAMILY_OPTIONS",
     "PRESETS",
@@ -63,9 +68,13 @@ FAMILY_OPTIONS: dict[str, tuple[str, ...]] = {
     "shape": NODULE_SHAPES,
     "side": ("left", "right"),
     "kind": (NODULE, CALCIFICATION),
+    "zone_presence": ("yes", "no"),
 }
 """The possible answers of each family (also the options of its closed questions)."""
 FAMILIES: tuple[str, ...] = tuple(FAMILY_OPTIONS)
+"""Every family :func:`build_question` writes."""
+DEFAULT_FAMILIES: tuple[str, ...] = ("presence", "count", "shape", "side", "kind")
+"""The families of ``load("synthetic")`` and ``realworld`` unless others are asked for."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,14 @@ def build_question(
         )[pick]
         query.update(target=NODULE, region_px=list(region_px), region="roi")
         placer.extras(extra, order, (NODULE, CALCIFICATION))
+    elif family == "zone_presence":
+        zone, evidence = _zone_presence(placer, answer == "yes", order)
+        question = (
+            f"Is there a nodule in {zone.text}?",
+            f"Look at {zone.text}. Does it contain a nodule?",
+        )[pick]
+        query.update(target=NODULE, region_px=list(zone.box_px), region=zone.name)
+        placer.extras(extra, [z for z in order if z is not zone], (NODULE, CALCIFICATION))
     elif family == "side":
         half = (0.0, 0.0, width / 2 - placer.gap, float(height))
         if answer == "right":
@@ -225,6 +242,28 @@ def _zone_question(family: str, where: str, pick: int) -> str:
         ),
     }
     return texts[family][pick]
+
+
+def _zone_presence(
+    placer: FindingPlacer, present: bool, order: list[Region]
+) -> tuple[Region, tuple[BBox, ...]]:
+    """The zone asked about and the evidence: its nodule, or the zone itself for *no*.
+
+    A *no* zone holds a calcification cluster a third of the time (present, but no nodule);
+    a nodule is then placed in another zone, so the image never answers by being empty.
+    """
+    if present:
+        zone = placer.place_in_zones(NODULE, placer.random_variant(NODULE), order)
+        return zone, (placer.placed[-1].bbox_px,)
+    zone = order[0]
+    if placer.rng.random() < 1 / 3:
+        with contextlib.suppress(DatasetError):
+            placer.place(CALCIFICATION, placer.random_variant(CALCIFICATION), zone.box_px, tries=20)
+    placer.avoid.append(zone.box_px)
+    placer.place_in_zones(
+        NODULE, placer.random_variant(NODULE), [z for z in order if z is not zone]
+    )
+    return zone, (zone.box_px,)
 
 
 def _presence(

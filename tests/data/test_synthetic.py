@@ -16,7 +16,12 @@ from medgym.data import synthetic as synthetic_module
 from medgym.data.synthetic import SyntheticSpec, load_synthetic, resolve_synthetic
 from medgym.data.synthetic_anatomy import Anatomy
 from medgym.data.synthetic_findings import NODULE_SHAPES, FindingSpec, draw_findings
-from medgym.data.synthetic_questions import FAMILIES, FAMILY_OPTIONS, Difficulty
+from medgym.data.synthetic_questions import (
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    FAMILY_OPTIONS,
+    Difficulty,
+)
 from medgym.errors import ConfigError, DatasetError
 
 VIEW = 448
@@ -77,7 +82,7 @@ def test_answers_are_balanced_within_each_family(samples):
     by_family: dict[str, Counter[str]] = {}
     for s in samples:
         by_family.setdefault(s.question_type, Counter())[s.answer] += 1
-    assert set(by_family) == set(FAMILIES)
+    assert set(by_family) == set(DEFAULT_FAMILIES) < set(FAMILIES)
     for family, counts in by_family.items():
         assert set(counts) == set(FAMILY_OPTIONS[family]), family
         assert max(counts.values()) - min(counts.values()) <= 1, (family, counts)
@@ -318,6 +323,8 @@ def test_bad_difficulty_raises(value, match):
         {"open_fraction": 2.0},
         {"contrast": 50.0},
         {"density": 1.5},
+        {"finding_scale": 4.0},
+        {"anatomy": -0.1},
     ],
     ids=[
         "kind",
@@ -329,6 +336,8 @@ def test_bad_difficulty_raises(value, match):
         "open",
         "contrast",
         "density",
+        "finding-scale",
+        "anatomy",
     ],
 )
 def test_bad_knobs_raise_config_error(kwargs):
@@ -439,3 +448,45 @@ def test_density_adds_a_blob_that_survives_shrinking_and_round_trips():
         return float(np.abs(small[y1:y2, x1:x2]).mean())
 
     assert shrunk_contrast(dense[0]) > 5 * shrunk_contrast(plain[0])
+
+
+def test_finding_scale_and_plain_anatomy_round_trip_and_draw_what_they_say():
+    """finding_scale grows findings (and presence regions); anatomy=0 leaves plain tissue."""
+    kw = {"num_samples": 8, "image_size": 512, "families": ("presence",)}
+    base, big = load_synthetic(**kw), load_synthetic(**kw, finding_scale=2.0)
+    size = lambda s: max(f["size"] for f in s.meta["findings"])  # noqa: E731
+    assert all(1.8 < size(b) / size(a) < 2.2 for a, b in zip(base, big, strict=True))
+    plain = load_synthetic(**kw, finding_scale=2.0, anatomy=0.0)
+    assert [s.question for s in plain] == [s.question for s in big]
+    assert "anatomy=0" in plain[0].images[0].uri and "anatomy" not in big[0].images[0].uri
+    spec = SyntheticSpec.parse(plain[0].images[0].uri)
+    assert spec.anatomy == 0.0 and SyntheticSpec.parse(spec.uri) == spec
+    empty = replace(spec, findings=()).render()
+    drawn = replace(SyntheticSpec.parse(big[0].images[0].uri), findings=()).render()
+    lo = lambda im: cv2_blur_std(im.pixels[0, :, :, 0])  # noqa: E731
+    assert lo(empty) < 0.1 * lo(drawn)  # no anatomy left, only fine noise
+
+
+def cv2_blur_std(pixels: np.ndarray) -> float:
+    """Spread of the low frequencies (the anatomy), with the fine noise blurred away."""
+    import cv2
+
+    return float(cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), 6.0).std())
+
+
+def test_zone_presence_names_a_zone_and_places_what_it_says():
+    """zone_presence: yes puts a nodule in the zone; no leaves it without one (a calcification
+    cluster at most) and puts a nodule elsewhere, so the image is never simply empty."""
+    samples = load_synthetic(
+        num_samples=24, image_size=512, contrast=10, families=("zone_presence",)
+    )
+    assert sorted(Counter(s.answer for s in samples).values()) == [12, 12]
+    for s in samples:
+        zone = s.meta["query"]["region_px"]
+        assert "zone of the image" in s.question and s.meta["query"]["region"] != "roi"
+        nodules = [f for f in s.meta["findings"] if f["kind"] == "nodule"]
+        centred = [
+            f for f in nodules if zone[0] <= f["cx"] <= zone[2] and zone[1] <= f["cy"] <= zone[3]
+        ]
+        assert bool(centred) == (s.answer == "yes"), s.id
+        assert nodules, s.id

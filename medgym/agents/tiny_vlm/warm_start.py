@@ -62,6 +62,9 @@ class WarmStartConfig:
             depends on machine speed and load; leave it ``None`` for reproducible runs.
         lr: Peak AdamW learning rate (linear warm-up over the first 5% of steps, cosine decay).
         batch_size: Episodes per optimiser step (padded on the right).
+        answer_weight: Weight of the answer's tokens (between ``<answer>`` and ``</answer>``)
+            in the loss, relative to the other reply tokens. The answer is a token or two of a
+            reply of ~40, so with weight 1 the format is learned long before the pixels are.
         split: ``synthetic`` split the data comes from (keep it apart from evaluation splits).
         model: Sizes of the tiny model.
     """
@@ -72,10 +75,13 @@ class WarmStartConfig:
     max_seconds: float | None = None
     lr: float = 2e-3
     batch_size: int = 8
+    answer_weight: float = 1.0
     split: str = "train"
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
 
     def __post_init__(self) -> None:
+        if not self.answer_weight > 0:
+            raise ConfigError(f"answer_weight must be > 0; got {self.answer_weight}")
         if self.num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
         if self.max_steps < 1:
@@ -192,6 +198,26 @@ def collate(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     return batch
 
 
+def _loss(model: Any, batch: dict[str, Any], answer_ids: tuple[int, int], weight: float) -> Any:
+    """Next-token cross-entropy over the labelled tokens, the answer's weighted by ``weight``."""
+    import torch
+
+    if weight == 1.0:
+        return model(**batch).loss
+    labels = batch["labels"]
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    target, pred = labels[:, 1:], logits[:, :-1].float()
+    ce = torch.nn.functional.cross_entropy(
+        pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
+    ).view_as(target)
+    start, end = answer_ids
+    # inside an answer: after an <answer> and up to its </answer> (both excluded)
+    opened = (labels == start).long().cumsum(1) - (labels == end).long().cumsum(1)
+    inside = (opened > 0) & (labels != start)
+    w = torch.where(inside[:, 1:], weight, 1.0) * (target != -100)
+    return (ce * w).sum() / w.sum().clamp_min(1.0)
+
+
 def _lr_factor(step: int, total: int) -> float:
     """Linear warm-up over the first 5% of ``total`` steps, then cosine decay to 10%."""
     warm = max(1, total // 20)
@@ -266,13 +292,15 @@ def warm_start(
     order = torch.Generator().manual_seed(cfg.seed)
     train_start, step, losses = time.perf_counter(), 0, []
     pad_id = processor.tokenizer.pad_token_id
+    tok = processor.tokenizer
+    answer_ids = (tok.convert_tokens_to_ids("<answer>"), tok.convert_tokens_to_ids("</answer>"))
     timed_out = False
     with _progress(cfg.max_steps, progress) as bar:
         while step < cfg.max_steps and not timed_out:
             perm = torch.randperm(len(examples), generator=order).tolist()
             for i in range(0, len(perm), cfg.batch_size):
                 batch = collate([examples[k] for k in perm[i : i + cfg.batch_size]], pad_id)
-                loss = model(**batch).loss
+                loss = _loss(model, batch, answer_ids, cfg.answer_weight)
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

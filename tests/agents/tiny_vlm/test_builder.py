@@ -89,3 +89,21 @@ def test_load_without_model_says_what_is_missing(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match=r"config\.json"):
         load_tiny_vlm(tmp_path)
+
+
+def test_generation_never_samples_a_vision_placeholder(tiny) -> None:
+    """A random model would write <|image_pad|>; the next forward pass would then fail."""
+    model, processor = tiny
+    tok = processor.tokenizer
+    banned = {tok.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|vision_start|>")}
+    assert banned <= set(model.generation_config.suppress_tokens)
+    with torch.no_grad():
+        logits = torch.zeros(1, model.config.text_config.vocab_size)
+        logits[0, list(banned)] = 100.0  # the most likely tokens, were they allowed
+        ids = torch.tensor([[tok.convert_tokens_to_ids("<|im_start|>")]])
+        processors = model._get_logits_processor(
+            generation_config=model.generation_config, input_ids_seq_length=1,
+            encoder_input_ids=ids, prefix_allowed_tokens_fn=None, logits_processor=None,
+        )  # fmt: skip
+        out = processors(ids, logits)
+    assert out[0].argmax().item() not in banned

@@ -73,3 +73,36 @@ def test_collate_pads_right_and_concatenates_images() -> None:
     assert batch["attention_mask"][0].tolist() == [1, 1, 1, 0, 0]
     assert batch["labels"][0].tolist() == [0, 1, 2, -100, -100]
     assert batch["pixel_values"].shape == (12, 3) and batch["image_grid_thw"].shape == (3, 3)
+
+
+def test_answer_weight_scales_only_the_answer_tokens() -> None:
+    """_loss: weight 1 is the model's own mean loss; weight w counts each answer token w times."""
+    import torch
+
+    from medgym.agents.tiny_vlm.warm_start import _loss
+
+    start, end = 5, 6
+    labels = torch.tensor([[-100, 1, 2, start, 3, end, 7, -100]])
+    logits = torch.randn(1, 8, 10)
+
+    class Out:
+        def __init__(self, loss: torch.Tensor | None = None) -> None:
+            self.logits, self.loss = logits, loss
+
+    def model(**batch: torch.Tensor) -> Out:
+        ce = torch.nn.functional.cross_entropy(
+            logits[0, :-1], batch.get("labels", labels)[0, 1:], ignore_index=-100
+        )
+        return Out(ce)
+
+    per_token = torch.nn.functional.cross_entropy(
+        logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="none"
+    )
+    valid = labels[0, 1:] != -100
+    w = torch.ones(7)
+    w[3] = 4.0  # predicting token 3, the one between <answer> and </answer>
+    want = (per_token * w * valid).sum() / (w * valid).sum()
+    got = _loss(model, {"input_ids": labels, "labels": labels}, (start, end), 4.0)
+    assert torch.allclose(got, want)
+    base = _loss(model, {"input_ids": labels, "labels": labels}, (start, end), 1.0)
+    assert torch.allclose(base, per_token[valid].mean())
