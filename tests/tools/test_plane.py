@@ -116,7 +116,9 @@ def test_cca_footprints_of_a_coronal_look_land_on_the_axial_slices() -> None:
         reformat="coronal", bbox_px=(0.0, 0.0, 64.0, 20.0),
     )  # fmt: skip
     group = Group(
-        id="g", sample=sample, trajectories=[_trajectory("a", axial), _trajectory("b", coronal, plane)]
+        id="g",
+        sample=sample,
+        trajectories=[_trajectory("a", axial), _trajectory("b", coronal, plane)],
     )
     keys = footprint_keys(group, slice_tolerance=0)
     assert [k for k in keys if k[1] is not None] == [(0, 4), (0, 5), (0, 6)]  # not all 20
