@@ -60,7 +60,7 @@ class Volume3DSpec:
     Attributes:
         seed: Seed of the noise.
         size: Side of a slice in pixels (32-512).
-        slices: Number of slices (9-128).
+        slices: Number of slices (9-256).
         nodule: ``(c, x, y, r, h)``: centre slice, centre pixel, radius in pixels and half
             depth in slices; ``None`` for a volume without a nodule.
     """
@@ -71,9 +71,9 @@ class Volume3DSpec:
     nodule: tuple[int, int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
-        if not 32 <= self.size <= 512 or not 9 <= self.slices <= 128 or self.seed < 0:
+        if not 32 <= self.size <= 512 or not 9 <= self.slices <= 256 or self.seed < 0:
             raise DatasetError(
-                f"synthetic3d volume needs size in 32..512, slices in 9..128 and seed >= 0; "
+                f"synthetic3d volume needs size in 32..512, slices in 9..256 and seed >= 0; "
                 f"got size={self.size}, slices={self.slices}, seed={self.seed}"
             )
         if self.nodule is not None:
