@@ -33,6 +33,8 @@ def shape_only_image(desc: ImageDescription) -> MedImage:
     return MedImage(
         pixels=np.broadcast_to(np.zeros((1, 1, 1, 1), dtype=dtype), shape),
         default_window=desc.default_window, modality=desc.modality, spacing_mm=desc.spacing_mm,
+        slice_spacing_mm=desc.slice_spacing_mm,
+        meta={"plane": desc.plane} if desc.plane else {},
     )  # fmt: skip
 
 

@@ -61,6 +61,12 @@ class ImageDescription(BaseModel):
     modality: str | None = None
     default_window: Window | None = None
     spacing_mm: tuple[float, float] | None = None
+    slice_spacing_mm: float | None = Field(
+        default=None, gt=0, description="Distance between slices in mm (volumes), if known."
+    )
+    plane: str | None = Field(
+        default=None, max_length=16, description="Plane of the stored slices, if known."
+    )
 
 
 class RegisterRequest(BaseModel):

@@ -178,6 +178,7 @@ class ToolService:
             ref=ref, width=image.width, height=image.height, num_slices=image.num_slices,
             channels=3 if image.is_color else 1, modality=image.modality,
             default_window=image.default_window, spacing_mm=image.spacing_mm,
+            slice_spacing_mm=image.slice_spacing_mm, plane=ImageInfo.of(image).acquired_plane,
         )  # fmt: skip
 
     def upload(self, data: bytes, filename: str | None) -> ImageDescription:

@@ -319,10 +319,35 @@ def test_volumes_are_served_with_their_slices_and_spacing(client: TestClient) ->
     uri = "synthetic3d://v1?seed=1&size=64&slices=16&nodule=4%3A30%3A30%3A5%3A2"
     d = client.post("/v1/images/register", json={"ref": {"uri": uri}}).json()
     assert d["num_slices"] == 16 and d["spacing_mm"] == [0.8, 0.8]
+    assert d["slice_spacing_mm"] == 2.0
     view = {"bbox_px": [0, 0, 64, 64], "out_size": [64, 64]}
     r = client.post("/v1/tools/call", json={"images": [{"uri": uri}], "views": [view],
                                             "name": "scroll", "arguments": {"slice": 4}})  # fmt: skip
     assert r.status_code == 200 and r.json()["view"]["slice_index"] == 4
+    r = client.post("/v1/tools/call", json={"images": [{"uri": uri}], "views": [view],
+                                            "name": "set_plane",
+                                            "arguments": {"plane": "coronal", "slice": 30}})  # fmt: skip
+    got = r.json()["view"]
+    assert r.status_code == 200 and got["reformat"] == "coronal" and got["slice_index"] == 30
+    assert got["bbox_px"] == [0, 0, 64, 16] and got["out_size"][1] > got["out_size"][0] * 0.5
     too_big = "synthetic3d://v1?seed=1&size=64&slices=100000"
     r = client.post("/v1/images/register", json={"ref": {"uri": too_big}})
-    assert r.status_code == 400 and "slices in 9..128" in r.json()["detail"]
+    assert r.status_code == 400 and "slices in 9..256" in r.json()["detail"]
+
+
+def test_a_described_volume_keeps_what_the_tools_need(client: TestClient) -> None:
+    """A client that cannot load the image builds its geometry from the description alone
+    (``shape_only_image``): slice spacing and acquired plane survive the round trip."""
+    from medgym.serving.remote import shape_only_image
+    from medgym.serving.schemas import ImageDescription
+    from medgym.tools import ImageInfo
+
+    uri = "synthetic3d://v1?seed=1&size=64&slices=16"
+    d = ImageDescription.model_validate(
+        client.post("/v1/images/register", json={"ref": {"uri": uri}}).json()
+    )
+    info = ImageInfo.of(shape_only_image(d))
+    assert (info.num_slices, info.slice_spacing_mm, info.spacing_mm) == (16, 2.0, (0.8, 0.8))
+    assert info.plane_spacing("coronal") == (2.0, 0.8)
+    series = d.model_copy(update={"plane": "sagittal"})
+    assert ImageInfo.of(shape_only_image(series)).acquired_plane == "sagittal"

@@ -77,3 +77,31 @@ def test_connection_errors_are_retried_then_raised() -> None:
     c = ToolServerClient(f"http://127.0.0.1:{port}", retries=2, backoff=0.01, timeout=1)
     with pytest.raises(ToolServerError, match="cannot reach"):
         c.health()
+
+
+def test_volume_env_with_tool_server_matches_in_process(live_server: str) -> None:
+    """set_plane needs the slice spacing: the server's description carries it, so a remote
+    session sizes and measures a coronal reformat as the in-process one does."""
+    from medgym.data import load
+
+    sample = next(s for s in load("synthetic3d", num_samples=8) if s.question_type == "size")
+    kw = {"samples": [sample], "dataset": None, "tools": ["set_plane", "measure"]}
+    local = MedVQAEnv(**kw)
+    remote = MedVQAEnv(**kw, tool_server=live_server)
+    plane = '<tool_call>{"name": "set_plane", "arguments": {"plane": "coronal"}}</tool_call>'
+    line = (
+        '<tool_call>{"name": "measure", "arguments": {"line_2d": [0, 0, 0, 300], '
+        '"image_index": 1}}</tool_call>'
+    )
+    try:
+        local.reset(seed=0)
+        remote.reset(seed=0)
+        for action in (plane, line):
+            lstep, rstep = local.step(action), remote.step(action)
+            assert lstep[0]["text"] == rstep[0]["text"]
+            for a, b in zip(lstep[0]["images"], rstep[0]["images"], strict=True):
+                np.testing.assert_array_equal(a, b)
+        assert "mm" in lstep[0]["text"] and "records no pixel spacing" not in lstep[0]["text"]
+    finally:
+        local.close()
+        remote.close()
