@@ -190,6 +190,10 @@ class ModelServer:
         if images:
             pix = self.processor.image_processor(images=images, return_tensors="pt")
             inputs.update(pixel_values=pix["pixel_values"], image_grid_thw=pix["image_grid_thw"])
+            # Qwen2.5-VL computes its 3D (M-RoPE) positions only when told which tokens are
+            # image tokens; without this the image would get 1D positions, as vLLM never does.
+            image_id = self.model.config.image_token_id
+            inputs["mm_token_type_ids"] = (inputs["input_ids"] == image_id).int()
         inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         with torch.no_grad():
             out = self.model.generate(

@@ -59,3 +59,37 @@ def test_smoke_model_is_larger_than_the_tiny_one() -> None:
     tiny = TinyVLMConfig()
     assert SMOKE_MODEL.hidden_size >= 4 * tiny.hidden_size
     assert SMOKE_MODEL.hidden_size % SMOKE_MODEL.num_heads == 0
+
+
+def test_the_dry_run_server_gives_images_their_2d_positions(tmp_path, small_model) -> None:
+    """ModelServer (the CPU stand-in for vLLM) must mark image tokens, or Qwen2.5-VL falls back
+    to 1D positions and the dry run exercises a model the GPU run never sees."""
+    import asyncio
+
+    from PIL import Image
+
+    from medgym.agents.tiny_vlm import build_tiny_vlm, load_tiny_vlm
+    from medgym.integrations.verl.testing import ModelServer
+
+    model, processor = load_tiny_vlm(build_tiny_vlm(tmp_path / "m", small_model))
+    seen: list = []
+    hook = model.model.language_model.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.append(kw.get("position_ids")), with_kwargs=True
+    )
+    try:
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}]
+        text = processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        image = Image.new("RGB", (56, 56))
+        ids = processor(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
+        server = ModelServer(model, processor, max_new_tokens=1)
+        asyncio.run(
+            server.generate(
+                request_id="r", prompt_ids=ids, sampling_params={"temperature": 1.0},
+                image_data=[image],
+            )
+        )  # fmt: skip
+    finally:
+        hook.remove()
+    positions = seen[0]
+    assert positions is not None and positions.shape[0] >= 3
+    assert bool((positions[-2] != positions[-1]).any())  # height and width rows differ
