@@ -255,7 +255,11 @@ def _zone_presence(
     if present:
         zone = placer.place_in_zones(NODULE, placer.random_variant(NODULE), order)
         return zone, (placer.placed[-1].bbox_px,)
-    zone = order[0]
+    # The zone is drawn as for *yes* (the first with room for a nodule), then left without it:
+    # otherwise corners, where the anatomy rarely allows a nodule, would answer *no* by name.
+    zone = placer.place_in_zones(NODULE, placer.random_variant(NODULE), order)
+    placer.placed.pop()
+    placer.avoid.pop()
     if placer.rng.random() < 1 / 3:
         with contextlib.suppress(DatasetError):
             placer.place(CALCIFICATION, placer.random_variant(CALCIFICATION), zone.box_px, tries=20)

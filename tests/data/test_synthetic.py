@@ -490,3 +490,14 @@ def test_zone_presence_names_a_zone_and_places_what_it_says():
         ]
         assert bool(centred) == (s.answer == "yes"), s.id
         assert nodules, s.id
+
+
+def test_zone_presence_zone_names_do_not_give_the_answer_away():
+    """No answers by zone: a rule that answers from the zone's name alone stays near chance
+    (it was 0.75 when *no* zones were drawn uniformly: corners rarely have room for a nodule)."""
+    samples = load_synthetic(num_samples=512, image_size=512, families=("zone_presence",))
+    by_zone: dict[str, Counter[str]] = {}
+    for s in samples:
+        by_zone.setdefault(s.meta["query"]["region"], Counter())[s.answer] += 1
+    rule = sum(max(c.values()) for c in by_zone.values()) / len(samples)
+    assert rule < 0.58, {z: dict(c) for z, c in by_zone.items()}

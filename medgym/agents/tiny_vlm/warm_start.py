@@ -45,7 +45,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_VERSION = 6
+_VERSION = 7
 _MARKER = "warm_start.json"
 
 
