@@ -60,6 +60,27 @@ def test_rows_become_closed_questions_on_volumes(tmp_path):
     assert image.meta["format"] == "NumPy" and image.spacing_mm is None
 
 
+#: The record M3D's generator source shows as its output (report shortened).
+PUBLISHED = [
+    "M3D_Cap_npy/ct_case/007789/Axial_Zoomed___thin_cuts.npy",
+    "Tree in bud nodules noted within the left inferior lingula with peribronchial thickening, "
+    "may suggest pulmonary infection. Scans through the upper abdomen revealed enlarged fatty "
+    "liver (20 cm in MCL).",
+    "3", "Which organ is primarily affected by the abnormality described in the image?",
+    "Lung", "Liver", "Trachea", "Lymph nodes", "Lung", "A",
+]  # fmt: skip
+
+
+def test_the_published_record_loads_as_its_docstring_says(tmp_path):
+    _volume(tmp_path / PUBLISHED[0])
+    (sample,) = load("m3d_vqa", root=_release(tmp_path, [PUBLISHED], split="train"), split="train")
+    assert sample.id == "m3d_vqa:train-0" and sample.question_type == "organ"
+    assert sample.options == ("Lung", "Liver", "Trachea", "Lymph nodes")
+    assert sample.answer == "Lung" and sample.answer_type == "closed"
+    assert "fatty" not in str(sample.meta) and "fatty" not in sample.question
+    assert load_image(sample.images[0]).num_slices == 32
+
+
 def test_open_ended_keeps_the_answer_text(tmp_path):
     _volume(tmp_path / "ct_quizze/000001/Axial.npy")
     (s, _) = load("m3d_vqa", root=_release(tmp_path, ROWS), closed=False)

@@ -6,7 +6,7 @@ volumes they point into (https://huggingface.co/datasets/GoodBaiBai88/M3D-Cap, p
 
     <root>/
         M3D_VQA_train.csv  M3D_VQA_val.csv  M3D_VQA_test.csv      (any ``M3D_VQA_<split>.csv``)
-        ct_quizze/<case>/<volume>.npy  ct_case/...               paths as in ``Image Path``
+        M3D_Cap_npy/ct_case/<case>/<volume>.npy  .../ct_quizze/... paths as in ``Image Path``
 
 The CSV header, as written by M3D's generator (``Data/process/m3d_vqa_data_generation.py``)::
 
@@ -18,8 +18,25 @@ relative to the data root and names a ``.npy`` array "normalized 0-1, C,D,H,W" (
 ``"<Answer Choice>. <Answer>"``; open-ended ones answer ``Answer``. ``Question Type`` is the
 generator's aspect: 1 plane, 2 phase (or window), 3 organ, 4 abnormality, 5 location. ``Text``
 is the radiology report the question was generated from: it is kept out of the sample (it
-holds the answer) and only its length is recorded. No record of the CSVs could be quoted here:
-the release is not reachable from this build (the tests use a CSV written in this layout).
+holds the answer) and only its length is recorded.
+
+A record, as the generator's source shows one (one field per line: path, report, type,
+question, choices A-D, answer, answer choice; the report shortened here)::
+
+    M3D_Cap_npy/ct_case/007789/Axial_Zoomed___thin_cuts.npy
+    Tree in bud nodules noted within the left inferior lingula with peribronchial
+        thickening, may suggest pulmonary infection. [...] enlarged fatty liver (20 cm in MCL).
+    3
+    Which organ is primarily affected by the abnormality described in the image?
+    Lung
+    Liver
+    Trachea
+    Lymph nodes
+    Lung
+    A
+
+It loads as a closed ``organ`` question with options ``Lung, Liver, Trachea, Lymph nodes`` and
+answer ``Lung`` (``tests/data/test_m3d_vqa.py`` reads this record; the volume is made there).
 
 Each row becomes one sample: ``options`` are the non-``NA`` choices and ``answer`` the text of
 ``Answer Choice``'s option (``closed``), or with ``closed=False`` no options and the ``Answer``
