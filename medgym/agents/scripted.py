@@ -22,7 +22,7 @@ import numpy as np
 
 from medgym.agents.policy import Generation
 from medgym.core.bbox import BBox, clamp
-from medgym.core.view import montage_grid
+from medgym.core.view import montage_grid, montage_label_box
 from medgym.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
@@ -222,30 +222,41 @@ class PixelReaderPolicy:
 
 
 class ScrollerPolicy:
-    """Reads a volume the way a radiologist pages through it: scroll, look, answer.
+    """Reads a volume the way a radiologist pages through it: overview, scroll, look, answer.
 
-    It scrolls through the slices at a stride of ``stride`` (one ``scroll`` per turn), reads
-    each new slice's pixels for a bright round finding (a voxel ``threshold`` above the body's
-    intensity) and answers the ``synthetic3d`` questions from where it found one: presence
-    (``yes`` once found, ``no`` after the whole volume), location (which half holds the slice),
-    side (where the bright area's centre lies). For ``size`` it reads the volume as a
-    radiologist measures a nodule: an ``overview`` of 16 slices to find it, a ``scroll`` to the
-    slice that shows it most, ``set_plane`` to the coronal plane through its centre row (where
-    its widest extent shows whatever slice it was found on), ``measure`` across its widest row,
-    and the answer from the millimetres the tool reports.
+    It searches the stack with ``overview`` montages of 16 slices, one range per turn, the
+    ranges cut so that no two neighbouring tiles are more than ``stride`` slices apart (one
+    montage for up to 76 slices, three for 200), and reads each tile's pixels for a bright
+    round finding (a voxel ``threshold`` above the body's intensity). From the tile that shows
+    the most of it, it answers the ``synthetic3d`` questions: presence (``yes`` once found,
+    ``no`` after the whole stack), location (which half holds that slice), side (after a
+    ``scroll`` to that slice, where the bright area's centre lies) and size, read as a
+    radiologist measures a nodule: a ``scroll`` to the slice, ``set_plane`` to the coronal
+    plane through its centre row (where its widest extent shows whatever slice it was found
+    on), ``measure`` across its widest row, and the answer from the millimetres the tool
+    reports. Without ``overview`` it scrolls one slice every ``stride`` instead.
     It never reads the answer or the evidence. On a 2D image, or with one turn left, it answers
     with a seeded guess.
 
     Args:
-        stride: Slices between two looks (nodules of ``synthetic3d`` span 5 to 7 slices).
+        stride: Most slices between two looks (nodules of ``synthetic3d`` span 5 to 7 slices).
         threshold: Pixel value above which a slice shows a finding.
     """
 
     name = "scroller"
+    tiles = 16
 
     def __init__(self, stride: int = 5, threshold: int = 140) -> None:
         self.stride = stride
         self.threshold = threshold
+
+    def ranges(self, slices: int) -> list[tuple[int, int]]:
+        """The ``(first, last)`` slice ranges of the search's montages, in order."""
+        if slices < 2:
+            return []
+        parts = max(1, -(-(slices - 1) // ((self.tiles - 1) * self.stride)))
+        cuts = [round(i * slices / parts) for i in range(parts + 1)]
+        return [(cuts[i], cuts[i + 1] - 1) for i in range(parts)]
 
     def _found(self, session: EpisodeSession) -> tuple[int, float] | None:
         """``(slice, centre column in original pixels)`` of the first view showing a finding."""
@@ -262,20 +273,57 @@ class ScrollerPolicy:
                 return (n // 2 if view.slice_index is None else view.slice_index), x
         return None
 
-    def _measure_size(self, session: EpisodeSession) -> Generation | None:
-        """The next step of the size reading (overview, coronal plane, measure, answer)."""
-        tools = session.tools
-        if not {"overview", "set_plane", "measure"} <= set(tools) or session.turns_left < 2:
-            return None
+    def _tile_areas(self, session: EpisodeSession, k: int) -> dict[int, int]:
+        """Bright area of each tile of montage view ``k``, by slice (the numbers masked)."""
+        view, pixels = session.views[k], session.pixels(k)
+        slices = view.montage or ()
+        cols, rows = montage_grid(len(slices))
+        tile_w, tile_h = view.out_size[0] // cols, view.out_size[1] // rows
+        areas = {}
+        for i, index in enumerate(slices):
+            r, c = divmod(i, cols)
+            tile = pixels[r * tile_h : (r + 1) * tile_h, c * tile_w : (c + 1) * tile_w, 0]
+            mask = tile > self.threshold
+            x0, y0, x1, y1 = montage_label_box(tile_w, tile_h, str(index))
+            mask[y0:y1, x0:x1] = False  # the burnt-in number
+            areas[index] = int(mask.sum())
+        return areas
+
+    def _search(self, session: EpisodeSession) -> tuple[int | None, Generation | None]:
+        """``(slice the montages show a finding on, next overview call)``; both None when done.
+
+        Returns the slice whose tile shows the most bright area once any montage shows one,
+        else the overview of the next range not yet looked at, else ``(None, None)``.
+        """
+        areas: dict[int, int] = {}
+        for k, view in enumerate(session.views):
+            if view.montage is not None:
+                areas.update(self._tile_areas(session, k))
+        if areas and max(areas.values()) > 0:
+            return max(areas, key=lambda index: areas[index]), None
+        seen = {v.montage[0] for v in session.views if v.montage}
+        todo = [r for r in self.ranges(session.images[0].num_slices) if r[0] not in seen]
+        if not todo or session.turns_left < 2:
+            return None, None
+        first, last = todo[0]
+        args = {"count": self.tiles, "first": first, "last": last}
+        return None, Generation(tool_call_text("overview", args, "Page through the stack."))
+
+    def _measure_size(self, session: EpisodeSession, best: int) -> Generation | None:
+        """The next step of the size reading (scroll, coronal plane, measure, answer)."""
         views = session.views
         reports = [
             c.text for t in session.turns for c in t.tool_calls if c.name == "measure" and c.ok
         ]
-        if reports:
+        if reports:  # answered even on the last turn
             mm = float(re.findall(r"([0-9.]+) mm$", reports[-1])[0])
-            smaller, larger = session.sample.options
+            options = [str(o) for o in session.sample.options]
+            smaller = next(o for o in options if o.startswith("smaller"))
+            larger = next(o for o in options if o.startswith("larger"))
             limit = float(re.findall(r"([0-9.]+) mm", smaller)[0])
             return Generation(answer_text(smaller if mm < limit else larger, f"{mm:g} mm wide."))
+        if not {"set_plane", "measure"} <= set(session.tools) or session.turns_left < 2:
+            return None
         coronal = [k for k, v in enumerate(views) if v.reformat == "coronal"]
         if coronal:
             k = coronal[-1]
@@ -297,45 +345,51 @@ class ScrollerPolicy:
             _, centre_row = views[k].point_to_original(0.0, float(ys.mean()) + 0.5)
             call = {"plane": "coronal", "slice": int(centre_row)}
             return Generation(tool_call_text("set_plane", call, "Coronal view through it."))
-        montages = [k for k, v in enumerate(views) if v.montage is not None]
-        if not montages:
-            return Generation(tool_call_text("overview", {"count": 16}, "Where is it?"))
-        k = montages[-1]
-        view, pixels = views[k], session.pixels(k)
-        slices = view.montage or ()
-        cols, rows = montage_grid(len(slices))
-        tile_w, tile_h = view.out_size[0] // cols, view.out_size[1] // rows
-        areas = []
-        for i in range(len(slices)):
-            r, c = divmod(i, cols)
-            tile = pixels[r * tile_h : (r + 1) * tile_h, c * tile_w : (c + 1) * tile_w, 0]
-            mask = tile > self.threshold
-            mask[: max(14, tile_h // 5), : tile_w * 3 // 5] = False  # the burnt-in number
-            areas.append(int(mask.sum()))
-        if max(areas, default=0) == 0:
-            return None
-        best = slices[int(np.argmax(areas))]
         return Generation(tool_call_text("scroll", {"slice": best}, "That slice, full size."))
 
+    def _answer_from(self, session: EpisodeSession, where: int) -> Generation | None:
+        """The answer a finding on slice ``where`` gives, for questions the slice settles."""
+        options = session.sample.options
+        if "first half" in options:
+            n = session.images[0].num_slices
+            half = "first half" if where < n // 2 else "second half"
+            return Generation(answer_text(half, f"The finding is on slice {where}."))
+        if "yes" in options:
+            return Generation(answer_text("yes", f"A nodule on slice {where}."))
+        return None
+
     async def generate(self, session: EpisodeSession) -> Generation:
-        """The next scroll, or the answer once the finding is seen (or the volume is done)."""
+        """The next overview or scroll, or the answer once the finding is seen (or not)."""
         n = session.images[0].num_slices
         options = session.sample.options
-        if any(str(o).startswith("smaller than") for o in options):
-            step = self._measure_size(session)
-            if step is not None:
-                return step
         found = self._found(session)
+        if n > 1 and "overview" in session.tools:
+            best, call = self._search(session)
+            if call is not None:
+                return call
+            if best is not None:
+                if any(str(o).startswith("smaller than") for o in options):
+                    step = self._measure_size(session, best)
+                    if step is not None:
+                        return step
+                answer = self._answer_from(session, best)
+                if answer is not None:
+                    return answer
+                if found is None and "scroll" in session.tools and session.turns_left > 1:
+                    return Generation(tool_call_text("scroll", {"slice": best}, "Look closer."))
+            elif found is None:  # searched every range (or out of turns): nothing seen
+                searched = {v.montage[0] for v in session.views if v.montage}
+                if "yes" in options and all(r[0] in searched for r in self.ranges(n)):
+                    return Generation(answer_text("no", "No slice shows a nodule."))
+                return Generation(answer_text(_fallback_answer(session, _rng(session))))
         if found is not None:
             where, x = found
-            if "first half" in options:
-                half = "first half" if where < n // 2 else "second half"
-                return Generation(answer_text(half, f"The finding is on slice {where}."))
+            answer = self._answer_from(session, where)
+            if answer is not None:
+                return answer
             if "left side of the image" in options:
                 side = "left" if x < session.images[0].width / 2 else "right"
                 return Generation(answer_text(f"{side} side of the image", f"Column {x:.0f}."))
-            if "yes" in options:
-                return Generation(answer_text("yes", f"A nodule on slice {where}."))
             return Generation(answer_text(_fallback_answer(session, _rng(session))))
         seen = {n // 2 if v.slice_index is None else v.slice_index for v in session.views}
         todo = [k for k in range(self.stride // 2, n, self.stride) if k not in seen]

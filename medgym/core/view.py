@@ -28,7 +28,16 @@ from medgym.errors import ConfigError
 MAX_OUT_SIDE = 8192
 """Largest side of a rendered view in pixels (a 4096x4096 render is 48 MB in the view cache)."""
 
-__all__ = ["ViewSpec", "apply_window", "full_view", "gray_to_rgb", "render", "render_native"]
+__all__ = [
+    "ViewSpec",
+    "apply_window",
+    "full_view",
+    "gray_to_rgb",
+    "montage_grid",
+    "montage_label_box",
+    "render",
+    "render_native",
+]
 
 _RESIZE_NATIVE = (np.uint8, np.uint16, np.int16, np.float32)
 
@@ -228,18 +237,36 @@ def _render_montage(image: MedImage, view: ViewSpec) -> np.ndarray:
         tiles.append(np.ascontiguousarray(_render(image, tile)))
     channels = tiles[0].shape[2] if tiles else 1
     canvas = np.zeros((out_h, out_w, channels), np.uint8)
-    scale = max(0.3, min(tile_w, tile_h) / 160)
     for i, (k, pixels) in enumerate(zip(slices, tiles, strict=True)):
         r, c = divmod(i, cols)
         y, x = r * tile_h, c * tile_w
         th, tw = pixels.shape[:2]
         canvas[y : y + th, x : x + tw] = pixels
         label = np.ascontiguousarray(canvas[y : y + th, x : x + tw])
-        org = (3, max(10, int(14 * scale)))
-        cv2.putText(label, str(k), org, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale,
-                    (255,) * channels, max(1, int(scale)), cv2.LINE_AA)  # fmt: skip
+        org, font_scale, thickness = _label_font(tile_w, tile_h)
+        cv2.putText(label, str(k), org, cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    (255,) * channels, thickness, cv2.LINE_AA)  # fmt: skip
         canvas[y : y + th, x : x + tw] = label.reshape(th, tw, channels)
     return canvas
+
+
+def _label_font(tile_w: int, tile_h: int) -> tuple[tuple[int, int], float, int]:
+    """``(baseline origin, font scale, thickness)`` of a montage tile's slice number."""
+    scale = max(0.3, min(tile_w, tile_h) / 160)
+    return (3, max(10, int(14 * scale))), 0.45 * scale, max(1, int(scale))
+
+
+def montage_label_box(tile_w: int, tile_h: int, text: str) -> tuple[int, int, int, int]:
+    """Pixel box ``(x0, y0, x1, y1)`` a tile's burnt-in number may touch (anti-aliasing included).
+
+    For readers of an overview's pixels (a scripted policy) that must not take the number for
+    a bright finding.
+    """
+    (x, y), font_scale, thickness = _label_font(tile_w, tile_h)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+    pad = thickness + 1
+    x0, y0 = max(0, x - pad), max(0, y - h - pad)
+    return x0, y0, min(tile_w, x + w + pad), min(tile_h, y + base + pad)
 
 
 def gray_to_rgb(pixels: np.ndarray) -> np.ndarray:

@@ -10,9 +10,9 @@ the middle slice, so:
 of the volume is pure background (body and noise drawn with the sample's seed, identical in
 distribution whether or not a nodule exists). So the first view carries no information about
 the answer: presence and location are at chance without a tool that shows another slice. With
-``scroll`` a policy that steps through the volume at a stride of at most ``2h + 1`` slices
-lands on the nodule (:class:`medgym.agents.scripted.ScrollerPolicy` steps by 5; nodules span 5
-to 7 slices).
+``scroll`` (or ``overview``) a policy that looks at every ``2h + 1``-th slice or closer lands on
+the nodule (:class:`medgym.agents.scripted.ScrollerPolicy` looks at least every 5 slices, with
+overviews of slice ranges; nodules span 5 to 7 slices).
 
 Questions (closed, two options, answers balanced): ``presence`` ("Is there a nodule anywhere in
 this CT volume?"), ``location`` ("Which half of the volume holds the nodule?"), ``side`` (on
@@ -142,7 +142,7 @@ def load_synthetic3d(
     num_samples: int = 32,
     seed: int = 0,
     size: int = 128,
-    slices: int = 32,
+    slices: int = 64,
     families: tuple[str, ...] = FAMILIES3D,
 ) -> list[Sample]:
     """Build ``num_samples`` volume questions (no voxels are drawn until an image is loaded).
@@ -155,7 +155,7 @@ def load_synthetic3d(
         num_samples: Number of samples.
         seed: Base seed.
         size: Side of a slice in pixels.
-        slices: Slices per volume (at least 9, so a nodule fits away from the middle).
+        slices: Slices per volume (9-256; at least 9, so a nodule fits away from the middle).
         families: Question families (:data:`FAMILIES3D`).
 
     Raises:

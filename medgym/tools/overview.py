@@ -1,7 +1,8 @@
 """``overview``: several evenly spaced slices of a volume side by side, each labelled.
 
 A radiologist pages through a study; a model with a few turns cannot. ``overview`` shows
-``count`` evenly spaced slices (the first and the last included) of the chosen view's region
+``count`` evenly spaced slices (the first and the last included) of the chosen view's region,
+over the whole stack or the slices ``first``-``last`` (to search a long study range by range),
 as one image, a grid of tiles each with its slice number burnt into its top-left corner
 (``ViewSpec.montage``), so the model can pick where to go in one turn and ``scroll`` there. An
 overview is not a region of the image: zooming into it is refused; ``scroll`` with ``slice``
@@ -34,14 +35,20 @@ class OverviewParams(BaseModel):
     image_index: Index = Field(
         default=0, description="Which image shown so far to overview: 0 is the original image."
     )
+    first: Index | None = Field(
+        default=None, description="First slice of the range to overview (default: slice 0)."
+    )
+    last: Index | None = Field(
+        default=None, description="Last slice of the range to overview (default: the last one)."
+    )
 
 
-def evenly_spaced(slices: int, count: int) -> tuple[int, ...]:
-    """``count`` slice indices from 0 to ``slices - 1``, evenly spaced, without repeats."""
+def evenly_spaced(slices: int, count: int, first: int = 0) -> tuple[int, ...]:
+    """``count`` indices from ``first`` to ``first + slices - 1``, evenly spaced, no repeats."""
     k = min(count, slices)
     if k <= 1:
-        return (0,)
-    return tuple(sorted({round(i * (slices - 1) / (k - 1)) for i in range(k)}))
+        return (first,)
+    return tuple(sorted({first + round(i * (slices - 1) / (k - 1)) for i in range(k)}))
 
 
 def overview_view(ctx: ToolContext, params: OverviewParams) -> ToolResult:
@@ -56,7 +63,8 @@ def overview_view(ctx: ToolContext, params: OverviewParams) -> ToolResult:
 
     Raises:
         ToolError: ``count`` out of range, a 2D image, a target that is an overview already,
-            ``image_index`` naming no view, or too many views.
+            a ``first``-``last`` range outside the stack or backwards, ``image_index`` naming
+            no view, or too many views.
     """
     if not MIN_TILES <= params.count <= MAX_TILES:
         raise ToolError(f"count must be {MIN_TILES} to {MAX_TILES}; got {params.count}")
@@ -69,8 +77,15 @@ def overview_view(ctx: ToolContext, params: OverviewParams) -> ToolResult:
         raise ToolError(
             f"image {params.image_index} is a single 2D picture: there are no slices to overview"
         )
+    first = 0 if params.first is None else params.first
+    last = slices - 1 if params.last is None else params.last
+    if not 0 <= first < last <= slices - 1:
+        raise ToolError(
+            f"first and last must be {word}s with 0 <= first < last <= {slices - 1} (the "
+            f"{word}s of image {params.image_index}); got first={first}, last={last}"
+        )
     check_room(ctx)
-    chosen = evenly_spaced(slices, params.count)
+    chosen = evenly_spaced(last - first + 1, params.count, first)
     view = derive_view(
         target, params.image_index, tool="overview", slice_index=chosen[0], montage=chosen
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import warnings
 
@@ -108,8 +109,9 @@ def test_volume_env_is_check_env_clean_and_the_scroller_answers() -> None:
     assert terminated and info["reward_parts"]["accuracy"] == 1.0
     assert session.metrics["tool_calls"] >= 1
     assert all(v.slice_index is not None for v in session.views[1:])
-    # the budgets count slices seen: the middle slice, then one per scroll
-    assert session.metrics["slices_viewed"] == 1 + session.metrics["tool_calls"]
+    # the budgets count slices seen: the middle slice, then each overview tile and scroll
+    shown = {k for v in session.views[1:] for k in (v.montage or (v.slice_index,))}
+    assert session.metrics["slices_viewed"] == 1 + len(shown - {32})
 
 
 def test_the_scroller_beats_its_no_tools_ablation_by_a_wide_margin() -> None:
@@ -196,3 +198,30 @@ def test_the_scroller_measures_a_nodule_in_the_coronal_plane() -> None:
         # the widest row of the coronal plane is the nodule's diameter, to a pixel or two
         assert abs(mm - g.sample.meta["diameter_mm"]) <= 2.5, (mm, g.sample.meta)
         assert t.reward_parts["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("slices", [9, 64, 76, 77, 200, 256])
+def test_the_scrollers_overview_ranges_never_step_over_a_nodule(slices: int) -> None:
+    from medgym.tools.overview import evenly_spaced
+
+    policy = make_scripted_policy("scroller")
+    ranges = policy.ranges(slices)
+    assert ranges[0][0] == 0 and ranges[-1][1] == slices - 1
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+    tiles = [k for first, last in ranges for k in evenly_spaced(last - first + 1, 16, first)]
+    # nodules span 2h + 1 >= 5 slices: no gap between two looks may exceed 5
+    assert max(b - a for a, b in itertools.pairwise(tiles)) <= 5
+    assert len(ranges) == {9: 1, 64: 1, 76: 1, 77: 2, 200: 3, 256: 4}[slices]
+
+
+def test_the_scroller_reads_a_200_slice_study_within_the_turn_budget() -> None:
+    """Long studies: overviews of ranges find the nodule where one slice per turn could not."""
+    samples = load("synthetic3d", num_samples=16, slices=200)
+    groups = GroupRunner(env_session_config("MedVQA-Volume-v0"), n=1, progress=False).run(
+        samples, make_scripted_policy("scroller")
+    )
+    for g in groups:
+        (t,) = g.trajectories
+        names = [c.name for turn in t.turns for c in turn.tool_calls]
+        assert t.reward_parts["accuracy"] == 1.0, (g.sample.meta, names)
+        assert 1 <= names.count("overview") <= 3 and len(t.turns) <= 8

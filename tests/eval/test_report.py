@@ -122,11 +122,13 @@ def test_volume_views_are_captioned_with_their_slices(tmp_path) -> None:
     from medgym.envs import env_session_config
     from medgym.eval.report.viewer import episode_html
 
-    samples = load("synthetic3d", num_samples=2)
+    samples = [s for s in load("synthetic3d", num_samples=4) if s.meta["family"] == "size"]
     groups = GroupRunner(env_session_config("MedVQA-Volume-v0"), n=1, progress=False).run(
         samples, make_scripted_policy("scroller")
     )
     traj = groups[0].trajectories[0]
     page = episode_html(groups[0], traj, {"correct": 1.0, "score": 1.0}, "main")
-    scrolled = [v.slice_index for v in traj.views[1:]]
+    scrolled = [v.slice_index for v in traj.views[1:] if v.montage is None and not v.reformat]
     assert scrolled and all(f"· slice {k}" in page for k in scrolled)
+    (tiled,) = [v.montage for v in traj.views if v.montage]
+    assert "· overview of slices " + ", ".join(map(str, tiled)) in page

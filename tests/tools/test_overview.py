@@ -62,6 +62,24 @@ def test_what_an_overview_refuses(tool: str, args: dict, match: str) -> None:
         TOOLS[tool](_ctx(image, ov), args)
 
 
+def test_an_overview_of_a_range_narrows_a_long_stack_down() -> None:
+    image = _volume(20)
+    res = TOOLS["overview"](_ctx(image), {"count": 4, "first": 10, "last": 16})
+    assert res.view is not None and res.view.montage == (10, 12, 14, 16)
+    assert "slices 10, 12, 14, 16 of 20" in res.text
+    only_last = TOOLS["overview"](_ctx(image), {"count": 4, "last": 3}).view
+    assert only_last is not None and only_last.montage == (0, 1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    "args", [{"first": 5, "last": 5}, {"first": 12, "last": 4}, {"last": 20}, {"first": -1}],
+    ids=["empty", "backwards", "past-the-end", "negative"],
+)  # fmt: skip
+def test_a_range_outside_the_stack_is_refused(args: dict) -> None:
+    with pytest.raises(ToolError, match="0 <= first < last <= 19"):
+        TOOLS["overview"](_ctx(_volume(20)), args)
+
+
 def test_scroll_with_a_slice_leaves_the_overview_for_that_slice() -> None:
     image = _volume()
     ov = TOOLS["overview"](_ctx(image), {"count": 4}).view
@@ -92,3 +110,28 @@ def test_a_session_counts_the_slices_an_overview_shows() -> None:
         '<tool_call>{"name": "scroll", "arguments": {"slice": 13, "image_index": 1}}</tool_call>'
     )
     assert session.metrics["slices_viewed"] == 5  # 13 was seen already
+
+
+@pytest.mark.parametrize(("side", "count"), [(140, 16), (448, 16), (448, 9), (96, 4)])
+def test_the_label_box_holds_every_pixel_of_a_tiles_number(side: int, count: int) -> None:
+    """Pixel readers mask it: a number outside the box would read as a bright finding."""
+    from medgym.core.view import montage_label_box
+
+    black = MedImage(pixels=np.zeros((200, 64, 64, 1), np.uint8))
+    view = TOOLS["overview"](
+        ToolContext(views=(full_view(black, (side, side)),), images=(ImageInfo.of(black),)),
+        {"count": count, "first": 100, "last": 199},
+    ).view
+    assert view is not None and view.montage is not None
+    px = render(black, view)[:, :, 0]
+    cols, _ = montage_grid(count)
+    tw, th = side // cols, side // cols
+    for i, k in enumerate(view.montage):
+        r, c = divmod(i, cols)
+        tile = px[r * th : (r + 1) * th, c * tw : (c + 1) * tw]
+        x0, y0, x1, y1 = montage_label_box(tw, th, str(k))
+        assert tile.max() > 0  # the number is there
+        outside = tile.copy()
+        outside[y0:y1, x0:x1] = 0
+        assert outside.max() == 0, (k, np.argwhere(outside > 0)[:3])
+        assert (x1 - x0) * (y1 - y0) < 0.25 * tw * th  # and the box is no bigger than it needs

@@ -136,12 +136,16 @@ def set_plane(
     """
 
 
-def overview(count: int = 9, image_index: int = 0) -> None:
+def overview(
+    count: int = 9, image_index: int = 0, first: int | None = None, last: int | None = None
+) -> None:
     """Overview.
 
     Args:
         count: Count.
         image_index: Image.
+        first: First.
+        last: Last.
     """
 
 
