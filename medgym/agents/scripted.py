@@ -143,21 +143,28 @@ class TeacherPolicy:
 
     Unlike :class:`OraclePolicy` its zoom reads nothing hidden: the box is the percent region
     written in the question (a zone or a region of interest), which a model can copy from the
-    text, so its episodes are demonstrations a model can imitate (the warm start's data).
-    Questions that name no region are answered at once. It reads labels: never ablated.
+    text, so its episodes are demonstrations a model can imitate (the warm start's data). On a
+    volume it looks with an ``overview`` of 16 slices of the whole stack (where the env has the
+    tool): the same call for every question. Other questions that name no region are answered
+    at once. It reads labels: never ablated.
     """
 
     name = "teacher"
+    tiles = 16
 
     async def generate(self, session: EpisodeSession) -> Generation:
-        """Zoom on the named region on the first turn, answer with the label on the next."""
+        """Zoom on the named region (or overview a volume) first, answer with the label next."""
         s = session.sample
         region = question_region(s.question)
-        if session.metrics["turns"] == 0 and region is not None and _can_zoom(session):
+        first = session.metrics["turns"] == 0
+        if first and region is not None and _can_zoom(session):
             img = session.images[0]
             w, h = img.width, img.height
             box = (region[0] * w, region[1] * h, region[2] * w, region[3] * h)
             return Generation(zoom_call(session, 0, box, "Look at the region asked about."))
+        if first and session.images[0].num_slices > 1 and "overview" in session.tools:
+            call = tool_call_text("overview", {"count": self.tiles}, "Page through the stack.")
+            return Generation(call)
         answer = s.answer if s.answer is not None else _fallback_answer(session, _rng(session))
         return Generation(answer_text(answer))
 

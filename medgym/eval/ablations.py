@@ -12,6 +12,7 @@ reads labels (the scripted oracle) must not be ablated: its score does not depen
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,13 +49,8 @@ def _resolve_blank(ref: ImageRef) -> MedImage:
     p = img.pixels
     fill = 128 if p.dtype == np.uint8 else float(np.mean(p))
     blank = np.full(p.shape, fill, dtype=p.dtype)
-    return MedImage(
-        pixels=blank,
-        spacing_mm=img.spacing_mm,
-        default_window=img.default_window,
-        modality=img.modality,
-        meta={"blank_of": inner.uri},
-    )
+    # everything but the pixels stays: spacings, window, and the plane a stack was acquired in
+    return dataclasses.replace(img, pixels=blank, meta={**img.meta, "blank_of": inner.uri})
 
 
 def ensure_blank_scheme() -> None:

@@ -1,6 +1,8 @@
 """The learning benchmark: does label-free GRPO make the tiny agent better, and why?
 
-Three disjoint splits of ``synthetic`` (the tiny task, :data:`~medgym.agents.tiny_vlm.TINY_TASK`):
+Three disjoint splits of the tiny task (``synthetic`` by default,
+:data:`~medgym.agents.tiny_vlm.TINY_TASK`; ``synthetic3d`` for volumes,
+:data:`~medgym.agents.tiny_vlm.TINY3D_TASK`):
 
 - **A** (``train``): the warm start, with labels (it plays the role of pre-training);
 - **B** (``validate``): reinforcement learning. Labels are removed before the trainer sees the
@@ -44,8 +46,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HIDDEN_META_KEYS = ("findings", "answer", "evidence")
-"""``Sample.meta`` keys that describe the answer; :func:`strip_labels` drops them."""
+HIDDEN_META_KEYS = ("findings", "answer", "evidence", "nodule_slices", "diameter_mm")
+"""``Sample.meta`` keys that describe the answer (``synthetic``'s findings, ``synthetic3d``'s
+nodule); :func:`strip_labels` drops them."""
 
 METRICS = (
     "accuracy",
@@ -112,7 +115,10 @@ class LearningConfig:
 
     Attributes:
         variants: Variant names (the warm start is always evaluated).
-        warm: Warm-start settings (split A; its ``num_samples`` is A's size).
+        task: The tiny task (``synthetic`` or ``synthetic3d``): data, session budgets and the
+            warm start's demonstrations.
+        warm: Warm-start settings (split A; its ``num_samples`` is A's size); default
+            ``WarmStartConfig(task=task)``, and its task must be ``task``.
         rl_samples: Size of split B.
         eval_samples: Size of split C.
         probe_samples: Prefix of C evaluated during training for the curves.
@@ -125,6 +131,7 @@ class LearningConfig:
     """
 
     variants: tuple[str, ...] = tuple(VARIANTS)
+    task: str = "synthetic"
     warm: Any = None
     rl_samples: int = 128
     eval_samples: int = 128
@@ -137,6 +144,14 @@ class LearningConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from medgym.agents.tiny_vlm.builder import get_tiny_task
+
+        get_tiny_task(self.task)
+        if self.warm is not None and self.warm.task != self.task:
+            raise ConfigError(
+                f"the warm start is on task `{self.warm.task}` and the benchmark on "
+                f"`{self.task}`: give WarmStartConfig(task={self.task!r})"
+            )
         for v in self.variants:
             if v not in VARIANTS:
                 raise ConfigError(
@@ -179,16 +194,11 @@ def split_samples(config: LearningConfig) -> dict[str, list[Sample]]:
     Split A is drawn by the warm start itself (the ``train`` split); B is ``validate`` and C is
     ``test``, whose image seeds are disjoint by construction (``docs/bundled_data.md``).
     """
-    from medgym.agents.tiny_vlm import TINY_TASK
-    from medgym.data import load
+    from medgym.agents.tiny_vlm import get_tiny_task
 
-    rl = load(
-        "synthetic", split="validate", num_samples=config.rl_samples, seed=config.seed,
-        **TINY_TASK,
-    )  # fmt: skip
-    ev = load(
-        "synthetic", split="test", num_samples=config.eval_samples, seed=config.seed, **TINY_TASK
-    )
+    task = get_tiny_task(config.task)
+    rl = task.samples("validate", config.rl_samples, config.seed)
+    ev = task.samples("test", config.eval_samples, config.seed)
     return {
         "rl": strip_labels(rl),
         "rl_labelled": rl,
@@ -218,7 +228,7 @@ def train_variant(
 ) -> dict[str, Any]:
     """Train one variant from the warm start; save it; return its curve and timings."""
     from medgym.agents.hf_policy import HFPolicy
-    from medgym.agents.tiny_vlm import TINY_SESSION
+    from medgym.agents.tiny_vlm import get_tiny_task
     from medgym.envs.config import SessionConfig
     from medgym.integrations.trl.rewards import SessionGroupReward
     from medgym.learning.grpo import LockstepGRPO
@@ -228,7 +238,8 @@ def train_variant(
     profile = policy.profile
     if profile is None:
         raise ConfigError(f"{warm_dir} records no model profile (medgym_profile.json)")
-    options = dict(TINY_SESSION)
+    task_session = get_tiny_task(config.task).session
+    options = dict(task_session)
     if not variant.tools:
         options["tools"] = []
     session = SessionConfig.from_dict(options).with_penalty_weight(config.grpo.penalty_weight)
@@ -239,7 +250,7 @@ def train_variant(
     )
     train = splits["rl_labelled"] if variant.labels else splits["rl"]
     hidden = {s.id: s for s in splits["rl_labelled"]}
-    probe_session = SessionConfig.from_dict(TINY_SESSION)
+    probe_session = SessionConfig.from_dict(task_session)
     curve: list[dict[str, Any]] = []
 
     def on_step(step: int, record: dict[str, Any], trainer: LockstepGRPO) -> None:
@@ -302,7 +313,7 @@ def run_learning(
     say = log or (lambda msg: logger.info("%s", msg))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    warm_cfg = config.warm or WarmStartConfig()
+    warm_cfg = config.warm or WarmStartConfig(task=config.task)
     t0 = time.perf_counter()
     warm_dir = warm_start(warm_cfg, progress=progress, cache=cache)
     warm_record = json.loads((warm_dir / "warm_start.json").read_text())
@@ -312,6 +323,7 @@ def run_learning(
     ev = evaluate_checkpoint(
         warm_dir, splits["eval"], out / "eval" / "warm_start", n=config.eval_n,
         resamples=config.resamples, seed=config.seed, progress=progress, label="warm_start",
+        task=config.task,
     )  # fmt: skip
     results["warm_start"] = {
         **ev, "steps": warm_record["steps"], "seconds": warm_record["seconds"],
@@ -323,6 +335,7 @@ def run_learning(
         ev = evaluate_checkpoint(
             trained["checkpoint"], splits["eval"], out / "eval" / name, n=config.eval_n,
             resamples=config.resamples, seed=config.seed, progress=progress, label=name,
+            task=config.task,
         )  # fmt: skip
         results[name] = {**ev, **trained}
         say(_line(name, results[name]))

@@ -78,6 +78,9 @@ def learning_command(
     rl_samples: Annotated[int, typer.Option(help="Size of split B (RL, labels removed).")] = 128,
     eval_samples: Annotated[int, typer.Option(help="Size of split C (evaluation).")] = 128,
     warm_steps: Annotated[int, typer.Option(help="Warm-start optimiser steps (split A).")] = 0,
+    task: Annotated[
+        str, typer.Option(help="Tiny task: synthetic (2D zones) or synthetic3d (volumes).")
+    ] = "synthetic",
     seed: Annotated[int, typer.Option(help="Seed of splits, sampling and bootstrap.")] = 0,
 ) -> None:
     """Train the tiny agent with label-free GRPO and its ablations; evaluate on held-out data."""
@@ -88,9 +91,13 @@ def learning_command(
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
     names = tuple(v.strip() for v in variants.split(",") if v.strip()) or tuple(VARIANTS)
-    warm = WarmStartConfig(max_steps=warm_steps) if warm_steps else WarmStartConfig()
+    warm = (
+        WarmStartConfig(max_steps=warm_steps, task=task)
+        if warm_steps
+        else WarmStartConfig(task=task)
+    )
     config = LearningConfig(
-        variants=names, warm=warm, rl_samples=rl_samples, eval_samples=eval_samples,
+        variants=names, task=task, warm=warm, rl_samples=rl_samples, eval_samples=eval_samples,
         probe_samples=min(32, eval_samples), seed=seed,
         grpo=GRPOConfig(
             steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,

@@ -28,22 +28,24 @@ def evaluate_checkpoint(
     seed: int = 0,
     progress: bool = False,
     label: str = "tiny-vlm",
+    task: str = "synthetic",
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on ``samples`` (main, no-tools, blank-image) with the harness.
 
-    The checkpoint's recorded profile is used; sessions take the tiny agent's budgets
-    (:data:`~medgym.agents.tiny_vlm.TINY_SESSION`).
+    The checkpoint's recorded profile is used; sessions take the budgets of the tiny ``task``
+    (:data:`~medgym.agents.tiny_vlm.TINY_TASKS`).
 
     Returns:
         ``{metric: {"value", "low", "high"}}`` for :data:`METRICS` (``None`` where undefined).
     """
     from medgym.agents.hf_policy import HFPolicy
-    from medgym.agents.tiny_vlm import TINY_SESSION
+    from medgym.agents.tiny_vlm import get_tiny_task
     from medgym.eval.harness import EvalConfig, run_eval
 
+    spec = get_tiny_task(task)
     policy = HFPolicy.from_pretrained(str(path), name=label, batch_size=64, seed=seed)
     config = EvalConfig(
-        policy=f"hf:{path}", data="synthetic:test", session_options=dict(TINY_SESSION),
+        policy=f"hf:{path}", data=f"{spec.dataset}:test", session_options=dict(spec.session),
         n=n, ablations=("no-tools", "blank-image"), resamples=resamples, seed=seed,
         progress=progress, concurrency=64, chunk_size=len(samples),
     )  # fmt: skip

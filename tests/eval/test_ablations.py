@@ -34,6 +34,17 @@ def test_blank_image_keeps_shape_and_loses_content() -> None:
     assert blank.question == sample.question and blank.answer == sample.answer
 
 
+def test_a_blank_volume_keeps_its_geometry() -> None:
+    """Spacings and slices stay: a blanked CT reformats and measures as the original does."""
+    sample = load("synthetic3d", num_samples=1)[0]
+    orig = load_image(sample.images[0])
+    blank = load_image(blank_samples([sample])[0].images[0])
+    assert blank.pixels.shape == orig.pixels.shape and np.unique(blank.pixels).size == 1
+    assert blank.slice_spacing_mm == orig.slice_spacing_mm == 2.0
+    assert blank.spacing_mm == orig.spacing_mm and blank.modality == orig.modality
+    assert blank.meta["blank_of"] == sample.images[0].uri
+
+
 @given(st.integers(2, 40), st.integers(0, 10_000))
 def test_shuffle_is_a_derangement(n: int, seed: int) -> None:
     samples = _samples(n)

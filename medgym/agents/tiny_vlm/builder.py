@@ -17,11 +17,16 @@ from medgym.envs.profiles import ModelProfile, get_profile, save_checkpoint_prof
 from medgym.errors import ConfigError, DependencyNotInstalled
 
 __all__ = [
+    "TINY3D_SESSION",
+    "TINY3D_TASK",
     "TINY_PROFILE",
     "TINY_SESSION",
     "TINY_TASK",
+    "TINY_TASKS",
+    "TinyTask",
     "TinyVLMConfig",
     "build_tiny_vlm",
+    "get_tiny_task",
     "load_tiny_vlm",
 ]
 
@@ -62,6 +67,61 @@ TINY_SESSION: dict[str, Any] = {
     "max_images": 1,
     "max_calls_per_turn": 1,
 }
+
+
+#: ``synthetic3d`` settings of the tiny agent's volume task (``load("synthetic3d",
+#: **TINY3D_TASK)``): the default 64-slice volumes, with the questions one ``overview`` can
+#: answer (presence, which half, which side); ``size`` needs ``scroll``, ``set_plane`` and
+#: ``measure``, more turns than the tiny budget.
+TINY3D_TASK: dict[str, Any] = {"families": ("presence", "location", "side")}
+
+#: Session budgets of the volume task: one look (an ``overview`` of the stack, or a ``scroll``
+#: to a slice), then the answer.
+TINY3D_SESSION: dict[str, Any] = {
+    "tools": ["overview", "scroll"],
+    "max_turns": 2,
+    "max_images": 1,
+    "max_calls_per_turn": 1,
+}
+
+
+@dataclass(frozen=True)
+class TinyTask:
+    """A task the tiny agent is warm-started, trained and evaluated on.
+
+    Attributes:
+        dataset: Dataset registry name.
+        load: Keyword arguments of ``load(dataset, ...)`` (split, size and seed aside).
+        session: ``SessionConfig.from_dict`` options of every episode (warm start, RL, eval).
+    """
+
+    dataset: str
+    load: dict[str, Any]
+    session: dict[str, Any]
+
+    def samples(self, split: str, num_samples: int, seed: int = 0) -> list[Any]:
+        """``num_samples`` samples of ``split``, drawn with ``seed``."""
+        from medgym.data import load
+
+        return load(self.dataset, split=split, num_samples=num_samples, seed=seed, **self.load)
+
+
+#: The tiny agent's tasks by name: ``synthetic`` (the default, 2D zones) and ``synthetic3d``.
+TINY_TASKS: dict[str, TinyTask] = {
+    "synthetic": TinyTask("synthetic", TINY_TASK, TINY_SESSION),
+    "synthetic3d": TinyTask("synthetic3d", TINY3D_TASK, TINY3D_SESSION),
+}
+
+
+def get_tiny_task(name: str) -> TinyTask:
+    """The :data:`TINY_TASKS` entry ``name``.
+
+    Raises:
+        ConfigError: An unknown name (the known ones listed).
+    """
+    if name not in TINY_TASKS:
+        raise ConfigError(f"unknown tiny task `{name}`; known: {', '.join(TINY_TASKS)}")
+    return TINY_TASKS[name]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,7 +1,7 @@
 """``warm_start``: a short CPU fine-tune that teaches the tiny model medgym's turn format.
 
 A randomly initialised model never writes a tool call, and a group whose rollouts all score the
-same has zero advantage. A short supervised fine-tune on teacher episodes of the ``synthetic``
+same has zero advantage. A short supervised fine-tune on teacher episodes of the tiny task's
 training split (zoom on the region the question names, then answer with the label) plays the role
 of pre-training: the tiny model then writes well-formed tool calls and answers whose correctness
 varies between rollouts. It is bounded by optimiser steps, not by time, so the same settings give
@@ -26,10 +26,9 @@ from typing import Any
 
 from medgym.agents.tiny_vlm.builder import (
     TINY_PROFILE,
-    TINY_SESSION,
-    TINY_TASK,
     TinyVLMConfig,
     build_tiny_vlm,
+    get_tiny_task,
 )
 from medgym.envs.profiles import save_checkpoint_profile
 from medgym.errors import ConfigError
@@ -54,7 +53,7 @@ class WarmStartConfig:
     """Settings of the warm-start fine-tune.
 
     Attributes:
-        num_samples: ``synthetic`` training-split samples whose teacher episodes form the data
+        num_samples: Training-split samples of the task whose teacher episodes form the data
             (each gives one episode with tools and one without).
         seed: Seed of the sample draw, the initialisation and the data order.
         max_steps: Optimiser steps: the budget of the warm start (reproducible on any machine).
@@ -65,7 +64,9 @@ class WarmStartConfig:
         answer_weight: Weight of the answer's tokens (between ``<answer>`` and ``</answer>``)
             in the loss, relative to the other reply tokens. The answer is a token or two of a
             reply of ~40, so with weight 1 the format is learned long before the pixels are.
-        split: ``synthetic`` split the data comes from (keep it apart from evaluation splits).
+        split: Split the data comes from (keep it apart from evaluation splits).
+        task: The tiny task (:data:`~medgym.agents.tiny_vlm.builder.TINY_TASKS`): its dataset,
+            load settings and session budgets.
         model: Sizes of the tiny model.
     """
 
@@ -77,9 +78,11 @@ class WarmStartConfig:
     batch_size: int = 8
     answer_weight: float = 1.0
     split: str = "train"
+    task: str = "synthetic"
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
 
     def __post_init__(self) -> None:
+        get_tiny_task(self.task)  # an unknown name fails here, not after the build
         if not self.answer_weight > 0:
             raise ConfigError(f"answer_weight must be > 0; got {self.answer_weight}")
         if self.num_samples < 1:
@@ -95,10 +98,13 @@ class WarmStartConfig:
 
     def key(self) -> str:
         """Short hash of every setting (and of the task and format version)."""
+        task = get_tiny_task(self.task)
         d = asdict(self)
         d["version"] = _VERSION
-        d["task"] = TINY_TASK
-        d["session"] = TINY_SESSION
+        d["task"] = task.load
+        d["session"] = task.session
+        if task.dataset != "synthetic":  # keys of the default task stay as they were
+            d["dataset"] = task.dataset
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -141,12 +147,13 @@ def encode_episode(processor: Any, session: Any) -> dict[str, Any]:
 
 
 def sft_examples(
-    processor: Any, num_samples: int, seed: int, split: str = "train"
+    processor: Any, num_samples: int, seed: int, split: str = "train", task: str = "synthetic"
 ) -> list[dict[str, Any]]:
-    """Tokenised teacher episodes with labels on the assistant turns only.
+    """Tokenised teacher episodes of the tiny ``task``, with labels on the assistant turns only.
 
-    Every sample gives two episodes: with tools (zoom on the region the question names, then
-    answer) and without (answer at once, under the no-tool prompt), so the model learns both.
+    Every sample gives two episodes: with tools (the teacher's look: a zoom on the region the
+    question names, or an overview of a volume; then the answer) and without (answer at once,
+    under the no-tool prompt), so the model learns both.
 
     Returns:
         One :func:`encode_episode` dict per episode.
@@ -155,18 +162,16 @@ def sft_examples(
 
     from medgym.agents.policy import run_episode
     from medgym.agents.scripted import TeacherPolicy
-    from medgym.data import load
     from medgym.envs.config import SessionConfig
     from medgym.envs.session import EpisodeSession
 
+    spec = get_tiny_task(task)
     episodes = [
         EpisodeSession(sample, profile=TINY_PROFILE, config=cfg)
-        for sample in load(
-            "synthetic", split=split, num_samples=num_samples, seed=seed, **TINY_TASK
-        )
+        for sample in spec.samples(split, num_samples, seed)
         for cfg in (
-            SessionConfig.from_dict(TINY_SESSION),
-            SessionConfig.from_dict({**TINY_SESSION, "tools": []}),
+            SessionConfig.from_dict(spec.session),
+            SessionConfig.from_dict({**spec.session, "tools": []}),
         )
     ]
     out = []
@@ -284,7 +289,7 @@ def warm_start(
     shutil.rmtree(tmp, ignore_errors=True)
     build_tiny_vlm(tmp, cfg.model)
     model, processor = load_tiny_vlm(tmp)
-    examples = sft_examples(processor, cfg.num_samples, cfg.seed, cfg.split)
+    examples = sft_examples(processor, cfg.num_samples, cfg.seed, cfg.split, cfg.task)
     torch.manual_seed(cfg.seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
