@@ -29,7 +29,7 @@ def test_the_warm_start_must_be_on_the_benchmarks_task() -> None:
     pytest.importorskip("torch")
     from medgym.agents.tiny_vlm import WarmStartConfig
 
-    with pytest.raises(ConfigError, match="task=.synthetic3d."):
+    with pytest.raises(ConfigError, match="the warm start is on task `synthetic`"):
         LearningConfig(task="synthetic3d", warm=WarmStartConfig())
     with pytest.raises(ConfigError, match="unknown tiny task `volumes`"):
         LearningConfig(task="volumes")
