@@ -261,6 +261,7 @@ def train_variant(
             "answer_rate": record["answer_rate"],
             "pseudo_label_accuracy": pseudo_label_accuracy(record, hidden),
             "pseudo_label_confidence": record.get("pseudo_label_confidence"),
+            "kl": record.get("kl", 0.0),
             "step_seconds": record["step_seconds"],
         }
         if step % config.probe_every == 0 or step == config.grpo.steps:

@@ -75,6 +75,9 @@ def learning_command(
     prompts_per_step: Annotated[int, typer.Option(help="Samples (groups) per step.")] = 8,
     num_generations: Annotated[int, typer.Option(help="Rollouts per sample (G).")] = 4,
     lr: Annotated[float, typer.Option(help="GRPO learning rate.")] = 3e-4,
+    beta: Annotated[
+        float, typer.Option(help="KL weight to the warm start (0: no KL term, as TRL's default).")
+    ] = 0.0,
     rl_samples: Annotated[int, typer.Option(help="Size of split B (RL, labels removed).")] = 128,
     eval_samples: Annotated[int, typer.Option(help="Size of split C (evaluation).")] = 128,
     warm_steps: Annotated[int, typer.Option(help="Warm-start optimiser steps (split A).")] = 0,
@@ -101,7 +104,7 @@ def learning_command(
         probe_samples=min(32, eval_samples), seed=seed,
         grpo=GRPOConfig(
             steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
-            lr=lr, seed=seed,
+            lr=lr, beta=beta, seed=seed,
         ),
     )  # fmt: skip
     start = time.perf_counter()

@@ -6,8 +6,12 @@ One step draws ``prompts_per_step`` samples, runs ``num_generations`` episodes o
 integration uses: group reward minus session penalties), turns the rewards into group-relative
 advantages and takes one policy-gradient step on the assistant tokens of every episode. The
 update is on-policy with one optimisation pass per batch, so the clipped PPO ratio is 1 and
-the loss reduces to ``-A * mean log p(assistant tokens)`` (GRPO with ``num_iterations=1`` and
-``beta=0``, as TRL's CPU defaults). The trainer never reads a label: it sees samples and the
+the loss reduces to ``-A * mean log p(assistant tokens)`` (GRPO with ``num_iterations=1``).
+With ``beta > 0`` a frozen copy of the starting model is the reference and every episode adds
+``beta`` times its mean per-token KL estimate to it (the ``k3`` estimator of GRPO and TRL,
+``exp(r - p) - (r - p) - 1`` for log-probabilities ``p`` and ``r``): the guard that keeps a weak
+policy from drifting into a degenerate format when the reward carries little signal. The default
+``beta=0`` is TRL's. The trainer never reads a label: it sees samples and the
 reward only; anything that compares with hidden labels is a callback's business.
 
 Why not TRL's ``GRPOTrainer`` here: see ``docs/learning.md`` (measured per-step cost, and a
@@ -52,6 +56,7 @@ class GRPOConfig:
         minibatch: Episodes per forward/backward pass (gradients accumulate over the step).
         max_grad_norm: Gradient clipping norm.
         scale_rewards: Divide advantages by the group's reward std (GRPO); ``False``: Dr. GRPO.
+        beta: Weight of the KL term to the starting model (0: none, no reference kept).
         penalty_weight: Scale of the session penalties (applied to ``SessionConfig.penalties``
             by whoever builds the session config, as ``medgym learning`` does).
         seed: Seed of the sample order and of sampling.
@@ -66,6 +71,7 @@ class GRPOConfig:
     minibatch: int = 16
     max_grad_norm: float = 1.0
     scale_rewards: bool = True
+    beta: float = 0.0
     penalty_weight: float = 1.0
     seed: int = 0
 
@@ -75,6 +81,8 @@ class GRPOConfig:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.num_generations < 2:
             raise ConfigError(f"GRPO needs num_generations >= 2; got {self.num_generations}")
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise ConfigError(f"beta must be a finite number >= 0; got {self.beta}")
         if not (self.lr > 0 and self.temperature > 0 and self.max_grad_norm > 0):
             raise ConfigError(
                 f"lr, temperature and max_grad_norm must be > 0; got {self.lr}, "
@@ -151,6 +159,7 @@ class LockstepGRPO:
         self.model = policy.model
         self.processor = policy.processor
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.reference = _frozen_copy(self.model) if cfg.beta > 0 else None
         self._order = torch.Generator().manual_seed(cfg.seed)
         self._queue: list[int] = []
         self.history: list[dict[str, Any]] = []
@@ -178,8 +187,14 @@ class LockstepGRPO:
         per_sample = asyncio.run(runner.run_sessions(samples, self.policy))
         return [s for chunk in per_sample for s in chunk]
 
-    def _loss_pass(self, sessions: Sequence[EpisodeSession], advantages: Sequence[float]) -> float:
-        """Accumulate ``-A * mean log p`` over the assistant tokens; returns the summed loss."""
+    def _loss_pass(
+        self, sessions: Sequence[EpisodeSession], advantages: Sequence[float]
+    ) -> tuple[float, float]:
+        """Accumulate ``-A * mean log p`` (+ ``beta * mean KL``) over the assistant tokens.
+
+        Returns:
+            ``(summed loss, summed per-episode mean KL)`` of the chunk (KL 0 when ``beta`` is).
+        """
         import torch
 
         from medgym.agents.tiny_vlm.warm_start import collate, encode_episode
@@ -188,17 +203,24 @@ class LockstepGRPO:
         examples = [encode_episode(self.processor, s) for s in sessions]
         batch = collate(examples, pad_id)
         labels = batch.pop("labels")
-        logits = self.model(**batch).logits[:, :-1].float()
         targets = labels[:, 1:]
         mask = targets != -100
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1))
-        per_token = logp.squeeze(-1) * mask
-        seq_logp = per_token.sum(-1) / mask.sum(-1).clamp(min=1)
+        logp = _token_logp(self.model(**batch).logits, targets)
+        count = mask.sum(-1).clamp(min=1)
+        seq_logp = (logp * mask).sum(-1) / count
         adv = torch.tensor(advantages, dtype=seq_logp.dtype)
         n = self.config.prompts_per_step * self.config.num_generations
         loss = -(adv * seq_logp).sum() / n
+        kl_sum = 0.0
+        if self.reference is not None:
+            with torch.no_grad():
+                ref = _token_logp(self.reference(**batch).logits, targets)
+            delta = ref - logp
+            seq_kl = ((torch.exp(delta) - delta - 1) * mask).sum(-1) / count
+            loss = loss + self.config.beta * seq_kl.sum() / n
+            kl_sum = float(seq_kl.detach().sum())
         loss.backward()
-        return float(loss.detach())
+        return float(loss.detach()), kl_sum
 
     def step(self, index: int) -> dict[str, Any]:
         """One GRPO step; returns its metrics record (the reward's record plus timings)."""
@@ -212,11 +234,17 @@ class LockstepGRPO:
         advantages = group_advantages(rewards, cfg.num_generations, scale=cfg.scale_rewards)
         self.model.train()
         self.optimizer.zero_grad()
-        loss = 0.0
-        live = [(s, a) for s, a in zip(sessions, advantages, strict=True) if a != 0.0]
+        loss, kl = 0.0, 0.0
+        # an episode with no advantage moves nothing, unless the KL term pulls it back
+        live = [
+            (s, a)
+            for s, a in zip(sessions, advantages, strict=True)
+            if a != 0.0 or self.reference is not None
+        ]
         for i in range(0, len(live), cfg.minibatch):
             chunk = live[i : i + cfg.minibatch]
-            loss += self._loss_pass([s for s, _ in chunk], [a for _, a in chunk])
+            chunk_loss, chunk_kl = self._loss_pass([s for s, _ in chunk], [a for _, a in chunk])
+            loss, kl = loss + chunk_loss, kl + chunk_kl
         grad_norm = 0.0
         if live:
             grad_norm = float(
@@ -227,6 +255,7 @@ class LockstepGRPO:
         record.update(
             step=index,
             loss=loss,
+            kl=kl / len(sessions),
             grad_norm=grad_norm,
             live_fraction=len(live) / len(sessions),
             completion_tokens=sum(len(t.token_ids or ()) for s in sessions for t in s.turns)
@@ -250,6 +279,25 @@ class LockstepGRPO:
                 self.history.append(record)
                 advance(record)
         return self.history
+
+
+def _token_logp(logits: Any, targets: Any) -> Any:
+    """Log-probability of each next token ``targets`` under ``logits`` (one position ahead)."""
+    import torch
+
+    logits = logits[:, :-1].float()
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1))
+    return picked.squeeze(-1)
+
+
+def _frozen_copy(model: Any) -> Any:
+    """A copy of ``model`` in eval mode with no gradients: the KL reference."""
+    import copy
+
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
 
 
 class _NullBar:

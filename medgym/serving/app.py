@@ -40,6 +40,7 @@ from medgym.serving.encoding import MEDIA_TYPES, pixel_body
 from medgym.serving.errors import UnexpectedErrorMiddleware
 from medgym.serving.hot import HotHandler, HotPathMiddleware
 from medgym.serving.protocol import set_max_header_bytes
+from medgym.serving.quota import ClientBudgets, ClientKeyMiddleware, OverQuota
 from medgym.serving.schemas import (
     ErrorBody,
     Health,
@@ -71,12 +72,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "Path outside the data root"),
         (413, "Body too large"),
         (422, "Tool error or invalid request; `detail` is the message the model would see"),
+        (429, "This client's share of heavy work is spent; retry after `Retry-After` s"),
         (503, "Busy: every worker taken and the waiting line full; retry after `Retry-After` s"),
     )
 }
 #: A render of more output pixels than this (a 1,024 px square) runs in the heavy queue.
 LARGE_RENDER_PIXELS = 1024 * 1024
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (OverQuota, 429),
     (ServerBusy, 503),
     (AccessError, 403),
     (ToolError, 422),
@@ -149,7 +152,9 @@ def _error_response(exc: Exception) -> Response | None:
     """
     if isinstance(exc, MedGymError):
         code = next(c for cls, c in _STATUS if isinstance(exc, cls))
-        headers = {"retry-after": str(ServerBusy.retry_after)} if code == 503 else None
+        headers = None
+        if isinstance(exc, (ServerBusy, OverQuota)):
+            headers = {"retry-after": str(exc.retry_after)}
         return _error(code, str(exc), type(exc).__name__, headers)
     if isinstance(exc, RequestValidationError):
         return _error(422, _describe_validation(exc), "ValidationError")
@@ -186,7 +191,7 @@ def _make_store(settings: ServerSettings) -> ImageStore:
 
 
 def _add_middleware(app: FastAPI, settings: ServerSettings, hot: dict[str, HotHandler]) -> None:
-    """Innermost first: the hot path, the body limit, the token, CORS, the 500 catcher."""
+    """Innermost first: hot path, body limit, token, CORS, client address, the 500 catcher."""
     app.add_middleware(HotPathMiddleware, handlers=hot, on_error=_error_response)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     token = settings.token.get_secret_value() if settings.token else None
@@ -199,6 +204,7 @@ def _add_middleware(app: FastAPI, settings: ServerSettings, hot: dict[str, HotHa
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )  # fmt: skip
+    app.add_middleware(ClientKeyMiddleware)  # who to charge heavy work to
     app.add_middleware(UnexpectedErrorMiddleware)  # outermost of ours
 
 
@@ -220,8 +226,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
         set_default_store(store)
     service = ToolService(settings, store)
+    budgets = None
+    if settings.client_heavy_rate > 0:
+        budgets = ClientBudgets(
+            settings.client_heavy_rate,
+            max(settings.client_heavy_burst, settings.client_heavy_rate),
+        )
     heavy = WorkQueue("decoding", min(settings.heavy_threads, settings.threads),
-                      settings.max_queued, nice=settings.heavy_nice)  # fmt: skip
+                      settings.max_queued, nice=settings.heavy_nice, budgets=budgets)  # fmt: skip
     light = WorkQueue("rendering", settings.threads, settings.max_queued)
 
     def queue_for(view: ViewSpec) -> WorkQueue:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -134,8 +135,18 @@ class _Base:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
 
-    def _delay(self, attempt: int) -> float:
-        return self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Backoff before retry ``attempt``; at least the server's ``Retry-After`` (capped)."""
+        delay = self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+        if response is not None:
+            with contextlib.suppress(ValueError):
+                delay = max(delay, min(float(response.headers.get("retry-after", 0)), 30.0))
+        return delay
+
+
+def _retryable(response: httpx.Response) -> bool:
+    """A 5xx, or a 429 (this client's share of heavy work is spent for now)."""
+    return response.status_code >= 500 or response.status_code == 429
 
 
 class ToolServerClient(_Base):
@@ -145,7 +156,8 @@ class ToolServerClient(_Base):
         base_url: ``http://host:port`` of the server.
         token: Bearer token, when the server wants one.
         timeout: Seconds per request (connect at most 5 s).
-        retries: Extra attempts after a 5xx or connection failure.
+        retries: Extra attempts after a 5xx, a 429 or a connection failure (waiting at least
+            the server's ``Retry-After``, at most 30 s).
         backoff: First retry delay in seconds; doubles each retry (with jitter).
         max_connections: Pool size.
     """
@@ -177,10 +189,12 @@ class ToolServerClient(_Base):
                     raise ToolServerError(f"cannot reach {self.base_url}{path}: {e}") from e
                 logger.debug("retrying %s %s after %r", method, path, e)
             else:
-                if response.status_code < 500 or attempt == self.retries:
+                if not _retryable(response) or attempt == self.retries:
                     _raise_for(response)
                     return response
                 logger.debug("retrying %s %s after HTTP %s", method, path, response.status_code)
+                time.sleep(self._delay(attempt, response))
+                continue
             time.sleep(self._delay(attempt))
         raise ToolServerError(f"no attempt made for {path}")  # retries >= 0 makes this unreachable
 
@@ -274,9 +288,11 @@ class AsyncToolServerClient(_Base):
                 if attempt == self.retries:
                     raise ToolServerError(f"cannot reach {self.base_url}{path}: {e}") from e
             else:
-                if response.status_code < 500 or attempt == self.retries:
+                if not _retryable(response) or attempt == self.retries:
                     _raise_for(response)
                     return response
+                await asyncio.sleep(self._delay(attempt, response))
+                continue
             await asyncio.sleep(self._delay(attempt))
         raise ToolServerError(f"no attempt made for {path}")
 

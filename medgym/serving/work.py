@@ -8,7 +8,10 @@ queue in front of the pool grew without bound. Two queues now:
 - ``light`` (rendering views of images already decoded): the rest of the pool.
 
 A request that would wait behind ``max_queued`` others is refused at once with
-:class:`ServerBusy` (503 and ``Retry-After``): clients back off instead of piling up.
+:class:`ServerBusy` (503 and ``Retry-After``): clients back off instead of piling up. With
+:class:`~medgym.serving.quota.ClientBudgets` a queue also charges each client the CPU time of
+its jobs and refuses a client whose share is spent (429), so one client cannot keep the heavy
+threads to itself.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -25,6 +29,7 @@ import anyio
 import anyio.to_thread
 
 from medgym.errors import MedGymError
+from medgym.serving.quota import CLIENT, ClientBudgets
 
 __all__ = ["ServerBusy", "WorkQueue"]
 
@@ -46,10 +51,15 @@ class WorkQueue:
         max_queued: Calls allowed to wait for a thread; one more is a :class:`ServerBusy`.
         nice: Above 0, the queue has threads of its own at this lower CPU priority (Linux
             niceness, per thread), so the OS runs the other queues' work first.
+        budgets: Per-client CPU budgets charged by this queue's jobs (``None``: no quota).
     """
 
-    def __init__(self, name: str, workers: int, max_queued: int, *, nice: int = 0) -> None:
+    def __init__(
+        self, name: str, workers: int, max_queued: int, *, nice: int = 0,
+        budgets: ClientBudgets | None = None,
+    ) -> None:  # fmt: skip
         self.name = name
+        self.budgets = budgets
         self.workers = max(1, workers)
         self.max_queued = max(0, max_queued)
         self.nice = nice
@@ -68,8 +78,33 @@ class WorkQueue:
         """``fn(*args)`` on a worker thread of this queue.
 
         Raises:
+            OverQuota: The request's client has spent its share of this queue's work.
             ServerBusy: All workers busy and ``max_queued`` calls already waiting.
         """
+        if self.budgets is not None:
+            return await self._run_charged(fn, *args)
+        return await self._run(fn, *args)
+
+    async def _run_charged(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`_run`, refused when the client's budget is spent, charged its CPU time."""
+        assert self.budgets is not None
+        client = CLIENT.get()
+        self.budgets.check(client)
+        spent = [0.0]
+
+        def timed() -> T:
+            start = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                spent[0] = time.thread_time() - start
+
+        try:
+            return await self._run(timed)
+        finally:
+            self.budgets.charge(client, spent[0])
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self.admitted >= self.workers + self.max_queued:
             raise ServerBusy(
                 f"the server is busy ({self.name}: {self.workers} running, "

@@ -27,8 +27,10 @@ def test_advantages_need_whole_groups() -> None:
         ({"steps": 0}, "steps must be >= 1"),
         ({"lr": 0.0}, "must be > 0"),
         ({"minibatch": 0}, "minibatch"),
+        ({"beta": -0.1}, "beta must be a finite number >= 0"),
+        ({"beta": float("inf")}, "beta must be a finite number >= 0"),
     ],
-    ids=["one-generation", "no-steps", "zero-lr", "no-minibatch"],
+    ids=["one-generation", "no-steps", "zero-lr", "no-minibatch", "negative-beta", "inf-beta"],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -94,3 +96,42 @@ def test_trainer_only_ever_saw_unlabelled_samples(trained) -> None:
         s = session.sample
         assert s.answer is None and s.evidence == () and "findings" not in s.meta
         assert "accuracy" not in session.reward_parts or session.reward_parts["accuracy"] == 0.0
+
+
+def test_the_kl_guard_holds_the_policy_near_its_start(format_warm_dir) -> None:
+    """beta > 0: a frozen reference, every episode in the loss, the KL logged."""
+    import torch
+
+    from medgym.agents.hf_policy import HFPolicy
+    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
+    from medgym.data import load
+    from medgym.envs.config import SessionConfig
+    from medgym.integrations.trl.rewards import SessionGroupReward
+    from medgym.learning.bench import strip_labels
+    from medgym.learning.grpo import LockstepGRPO
+
+    samples = strip_labels(load("synthetic", split="validate", num_samples=4, **TINY_TASK))
+
+    def run(beta: float) -> list[dict]:
+        policy = HFPolicy.from_pretrained(str(format_warm_dir), seed=0)
+        start = [p.detach().clone() for p in policy.model.parameters()]
+        trainer = LockstepGRPO(
+            policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
+            profile=policy.profile,
+            reward=SessionGroupReward(num_generations=2, reward="label_free",
+                                      reward_options={"embedder": "hashing"}),
+            config=GRPOConfig(steps=3, prompts_per_step=2, num_generations=2, lr=3e-3,
+                              beta=beta),
+        )  # fmt: skip
+        assert (trainer.reference is not None) == (beta > 0)
+        history = trainer.train()
+        if trainer.reference is not None:  # the reference stays where it started
+            for p, p0 in zip(trainer.reference.parameters(), start, strict=True):
+                assert torch.equal(p, p0) and not p.requires_grad
+        return history
+
+    assert all(r["kl"] == 0.0 for r in run(0.0))
+    guarded = run(0.5)
+    assert all(r["live_fraction"] == 1.0 for r in guarded)  # every episode carries the KL term
+    assert guarded[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # on-policy start: KL is zero
+    assert all(r["kl"] >= 0.0 for r in guarded) and guarded[-1]["kl"] > 0.0
