@@ -80,7 +80,9 @@ def _regions(
     A region of a coronal or sagittal reformat becomes the axial boxes it crosses (one voxel
     thick at the plane's row or column, on each slice it spans), so footprints in any plane
     land on the same per-slice rasters. ``set_plane``'s own view is a whole plane, no choice
-    of where to look, and is left out as a full-frame view is.
+    of where to look, and is left out as a full-frame view is. An ``overview`` covers its
+    region on every slice (or plane) it tiles, so overviews of different ranges disagree (one
+    of the full frame, like any full-frame view, counts for nothing).
     """
     out: list[tuple[int, int | None, tuple[float, ...]]] = []
     for turn in t.turns:
@@ -90,10 +92,13 @@ def _regions(
             if tools is not None and c.name not in tools:
                 continue
             k = c.image_index or 0
-            if c.reformat is None:
-                out.append((k, c.slice_index, c.bbox_px))
-            elif c.name != "set_plane" and c.slice_index is not None:
-                out.extend((k, s, b) for s, b in _axial_boxes(c.reformat, c.slice_index, c.bbox_px))
+            view = t.views[c.view_index] if c.view_index < len(t.views) else None
+            slices = view.montage if view is not None and view.montage else (c.slice_index,)
+            for index in slices:
+                if c.reformat is None:
+                    out.append((k, index, c.bbox_px))
+                elif c.name != "set_plane" and index is not None:
+                    out.extend((k, s, b) for s, b in _axial_boxes(c.reformat, index, c.bbox_px))
     return out
 
 

@@ -141,6 +141,29 @@ def test_volume_footprints_are_slice_range_times_box() -> None:
     assert {b["slice_index"] for b in res.diagnostics["consensus_boxes"]} == {9, 10, 11, 12}
 
 
+def test_an_overview_covers_every_slice_it_tiles() -> None:
+    """Overviews of the same range agree; one of another range does not (issue 17).
+
+    The region is a quarter of the slice: a full-frame overview, like any full-frame view, is
+    no choice of where to look and counts for nothing.
+    """
+    quarter = (0, (0.0, 0.0, 256.0, 256.0))
+    g = make_group(["yes"] * 3, [[quarter]] * 3, label="yes")
+    tiles = [(0, 4, 8, 12), (0, 4, 8, 12), (40, 44, 48, 52)]
+    for t, montage in zip(g.trajectories, tiles, strict=True):
+        (call,) = [c for turn in t.turns for c in turn.tool_calls]
+        call.name, call.slice_index = "overview", montage[0]
+        t.views[call.view_index] = t.views[call.view_index].model_copy(
+            update={"montage": montage, "slice_index": montage[0], "tool": "overview"}
+        )
+    keys = footprint_keys(g)
+    assert {(0, 2), (0, 14), (0, 38), (0, 54)} <= set(keys)  # each tile, +-2 slices
+    flat = footprints(g, grid=32).reshape(3, -1)
+    assert (flat[0] == flat[1]).all() and not (flat[0] & flat[2]).any()
+    res = CCAReward(iou_threshold=0.5).reward(g)
+    assert res.rewards[0] == res.rewards[1] > res.rewards[2]
+
+
 def test_2d_footprints_keep_one_raster_per_image() -> None:
     g = make_group(["yes", "yes"], [[TL], [TL]], label="yes")
     assert footprint_keys(g) == [(0, None)]
