@@ -76,14 +76,14 @@ def _uri(seed: int) -> dict[str, str]:
 def test_a_client_past_its_share_gets_429_and_others_go_on(
     sample: Sample, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 0.05 CPU-s per second: the refill during the calls themselves is negligible
-    app = create_app(ServerSettings(client_heavy_rate=0.05, client_heavy_burst=0.5))
+    # 0.01 CPU-s per second: the refill during the calls is negligible, even on a busy machine
+    app = create_app(ServerSettings(client_heavy_rate=0.01, client_heavy_burst=0.5))
     service = app.state.service
     real_load = service.load
 
     def costly_load(ref: ImageRef) -> Any:
         if "seed=" in ref.uri and "size=128" in ref.uri:
-            _burn(0.3)
+            _burn(0.4)
         return real_load(ref)
 
     monkeypatch.setattr(service, "load", costly_load)
@@ -92,10 +92,11 @@ def test_a_client_past_its_share_gets_429_and_others_go_on(
     assert asyncio.run(_post(app, ("10.0.0.9", 1), {"json": {"ref": cheap_ref}})) == 200
     greedy = ("10.0.0.1", 1234)
     codes = [asyncio.run(_post(app, greedy, {"json": {"ref": _uri(k)}})) for k in range(3)]
-    assert codes == [200, 200, 429], codes  # 0.6 CPU-s against 0.5 banked: in debt after two
+    assert codes == [200, 200, 429], codes  # 0.8 CPU-s against 0.5 banked: in debt after two
     refused = asyncio.run(_post(app, greedy, {"json": {"ref": _uri(9)}}, full=True))
     assert refused.json()["error"] == "OverQuota" and "10.0.0.1" in refused.json()["detail"]
-    assert 2 <= int(refused.headers["retry-after"]) <= 3  # 0.1 CPU-s of debt at 0.05 per second
+    # about 0.3 CPU-s of debt at 0.01 per second
+    assert 10 <= int(refused.headers["retry-after"]) <= 31
     # work with no heavy job goes on for the same client (an image decoded already)
     assert asyncio.run(_post(app, greedy, {"json": {"ref": cheap_ref}})) == 200
     assert asyncio.run(_post(app, greedy, {"json": {"ref": cheap_ref}})) == 200
