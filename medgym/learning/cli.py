@@ -81,6 +81,9 @@ def learning_command(
     rl_samples: Annotated[int, typer.Option(help="Size of split B (RL, labels removed).")] = 128,
     eval_samples: Annotated[int, typer.Option(help="Size of split C (evaluation).")] = 128,
     warm_steps: Annotated[int, typer.Option(help="Warm-start optimiser steps (split A).")] = 0,
+    warm_answer_steps: Annotated[
+        int, typer.Option(help="Of the warm-start steps, how many train the answer alone first.")
+    ] = 0,
     task: Annotated[
         str, typer.Option(help="Tiny task: synthetic (2D zones) or synthetic3d (volumes).")
     ] = "synthetic",
@@ -94,11 +97,10 @@ def learning_command(
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
     names = tuple(v.strip() for v in variants.split(",") if v.strip()) or tuple(VARIANTS)
-    warm = (
-        WarmStartConfig(max_steps=warm_steps, task=task)
-        if warm_steps
-        else WarmStartConfig(task=task)
-    )
+    warm_options: dict = {"task": task, "answer_only_steps": warm_answer_steps}
+    if warm_steps:
+        warm_options["max_steps"] = warm_steps
+    warm = WarmStartConfig(**warm_options)
     config = LearningConfig(
         variants=names, task=task, warm=warm, rl_samples=rl_samples, eval_samples=eval_samples,
         probe_samples=min(32, eval_samples), seed=seed,

@@ -64,6 +64,9 @@ class WarmStartConfig:
         answer_weight: Weight of the answer's tokens (between ``<answer>`` and ``</answer>``)
             in the loss, relative to the other reply tokens. The answer is a token or two of a
             reply of ~40, so with weight 1 the format is learned long before the pixels are.
+        answer_only_steps: The first this many of ``max_steps`` train on the answer's tokens
+            alone (a perception stage: the same episodes, the loss only where the label is
+            read off the pixels), the rest on every reply token.
         split: Split the data comes from (keep it apart from evaluation splits).
         task: The tiny task (:data:`~medgym.agents.tiny_vlm.builder.TINY_TASKS`): its dataset,
             load settings and session budgets.
@@ -77,6 +80,7 @@ class WarmStartConfig:
     lr: float = 2e-3
     batch_size: int = 8
     answer_weight: float = 1.0
+    answer_only_steps: int = 0
     split: str = "train"
     task: str = "synthetic"
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
@@ -89,6 +93,11 @@ class WarmStartConfig:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1; got {self.max_steps}")
+        if not 0 <= self.answer_only_steps < self.max_steps:
+            raise ConfigError(
+                f"answer_only_steps must be in [0, max_steps); got {self.answer_only_steps} of "
+                f"{self.max_steps}"
+            )
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ConfigError(f"max_seconds must be > 0 or None; got {self.max_seconds}")
         if self.batch_size < 1:
@@ -100,6 +109,8 @@ class WarmStartConfig:
         """Short hash of every setting (and of the task and format version)."""
         task = get_tiny_task(self.task)
         d = asdict(self)
+        if not self.answer_only_steps:  # keys of runs without the stage stay as they were
+            d.pop("answer_only_steps")
         d["version"] = _VERSION
         d["task"] = task.load
         d["session"] = task.session
@@ -203,11 +214,20 @@ def collate(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     return batch
 
 
-def _loss(model: Any, batch: dict[str, Any], answer_ids: tuple[int, int], weight: float) -> Any:
-    """Next-token cross-entropy over the labelled tokens, the answer's weighted by ``weight``."""
+def _loss(
+    model: Any,
+    batch: dict[str, Any],
+    answer_ids: tuple[int, int],
+    weight: float,
+    answer_only: bool = False,
+) -> Any:
+    """Next-token cross-entropy over the labelled tokens, the answer's weighted by ``weight``.
+
+    With ``answer_only`` the other tokens weigh 0: only the answer's tokens are trained.
+    """
     import torch
 
-    if weight == 1.0:
+    if weight == 1.0 and not answer_only:
         return model(**batch).loss
     labels = batch["labels"]
     logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
@@ -219,7 +239,7 @@ def _loss(model: Any, batch: dict[str, Any], answer_ids: tuple[int, int], weight
     # inside an answer: after an <answer> and up to its </answer> (both excluded)
     opened = (labels == start).long().cumsum(1) - (labels == end).long().cumsum(1)
     inside = (opened > 0) & (labels != start)
-    w = torch.where(inside[:, 1:], weight, 1.0) * (target != -100)
+    w = torch.where(inside[:, 1:], weight, 0.0 if answer_only else 1.0) * (target != -100)
     return (ce * w).sum() / w.sum().clamp_min(1.0)
 
 
@@ -305,7 +325,8 @@ def warm_start(
             perm = torch.randperm(len(examples), generator=order).tolist()
             for i in range(0, len(perm), cfg.batch_size):
                 batch = collate([examples[k] for k in perm[i : i + cfg.batch_size]], pad_id)
-                loss = _loss(model, batch, answer_ids, cfg.answer_weight)
+                stage = step < cfg.answer_only_steps  # the perception stage comes first
+                loss = _loss(model, batch, answer_ids, cfg.answer_weight, answer_only=stage)
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

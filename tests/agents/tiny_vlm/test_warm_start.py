@@ -106,3 +106,20 @@ def test_answer_weight_scales_only_the_answer_tokens() -> None:
     assert torch.allclose(got, want)
     base = _loss(model, {"input_ids": labels, "labels": labels}, (start, end), 1.0)
     assert torch.allclose(base, per_token[valid].mean())
+    # the perception stage: the answer token alone (position 3 predicts the token after <answer>)
+    only = _loss(
+        model, {"input_ids": labels, "labels": labels}, (start, end), 1.0, answer_only=True
+    )
+    assert torch.allclose(only, per_token[3])
+
+
+def test_answer_only_steps_must_leave_a_format_stage() -> None:
+    from medgym.agents.tiny_vlm import WarmStartConfig
+    from medgym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"answer_only_steps must be in \[0, max_steps\)"):
+        WarmStartConfig(max_steps=100, answer_only_steps=100)
+    assert (
+        WarmStartConfig(max_steps=100, answer_only_steps=40).key()
+        != WarmStartConfig(max_steps=100).key()
+    )
