@@ -67,6 +67,9 @@ class WarmStartConfig:
         answer_only_steps: The first this many of ``max_steps`` train on the answer's tokens
             alone (a perception stage: the same episodes, the loss only where the label is
             read off the pixels), the rest on every reply token.
+        no_tool_episodes: Also train on each sample's episode without tools (answering from
+            the first view, where the tiny task's answer cannot be seen). ``False``: episodes
+            with tools only.
         split: Split the data comes from (keep it apart from evaluation splits).
         task: The tiny task (:data:`~medgym.agents.tiny_vlm.builder.TINY_TASKS`): its dataset,
             load settings and session budgets.
@@ -81,6 +84,7 @@ class WarmStartConfig:
     batch_size: int = 8
     answer_weight: float = 1.0
     answer_only_steps: int = 0
+    no_tool_episodes: bool = True
     split: str = "train"
     task: str = "synthetic"
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
@@ -111,6 +115,8 @@ class WarmStartConfig:
         d = asdict(self)
         if not self.answer_only_steps:  # keys of runs without the stage stay as they were
             d.pop("answer_only_steps")
+        if self.no_tool_episodes:
+            d.pop("no_tool_episodes")
         d["version"] = _VERSION
         d["task"] = task.load
         d["session"] = task.session
@@ -158,13 +164,19 @@ def encode_episode(processor: Any, session: Any) -> dict[str, Any]:
 
 
 def sft_examples(
-    processor: Any, num_samples: int, seed: int, split: str = "train", task: str = "synthetic"
+    processor: Any,
+    num_samples: int,
+    seed: int,
+    split: str = "train",
+    task: str = "synthetic",
+    no_tool_episodes: bool = True,
 ) -> list[dict[str, Any]]:
     """Tokenised teacher episodes of the tiny ``task``, with labels on the assistant turns only.
 
     Every sample gives two episodes: with tools (the teacher's look: a zoom on the region the
     question names, or an overview of a volume; then the answer) and without (answer at once,
-    under the no-tool prompt), so the model learns both.
+    under the no-tool prompt), so the model learns both; ``no_tool_episodes=False`` keeps the
+    first only.
 
     Returns:
         One :func:`encode_episode` dict per episode.
@@ -183,7 +195,7 @@ def sft_examples(
         for cfg in (
             SessionConfig.from_dict(spec.session),
             SessionConfig.from_dict({**spec.session, "tools": []}),
-        )
+        )[: 2 if no_tool_episodes else 1]
     ]
     out = []
     for session in episodes:
@@ -309,7 +321,9 @@ def warm_start(
     shutil.rmtree(tmp, ignore_errors=True)
     build_tiny_vlm(tmp, cfg.model)
     model, processor = load_tiny_vlm(tmp)
-    examples = sft_examples(processor, cfg.num_samples, cfg.seed, cfg.split, cfg.task)
+    examples = sft_examples(
+        processor, cfg.num_samples, cfg.seed, cfg.split, cfg.task, cfg.no_tool_episodes
+    )
     torch.manual_seed(cfg.seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)

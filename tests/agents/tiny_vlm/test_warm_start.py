@@ -123,3 +123,18 @@ def test_answer_only_steps_must_leave_a_format_stage() -> None:
         WarmStartConfig(max_steps=100, answer_only_steps=40).key()
         != WarmStartConfig(max_steps=100).key()
     )
+
+
+def test_teacher_episodes_with_and_without_the_no_tool_half(tiny) -> None:
+    """Each sample gives a tool episode and a no-tool one; no_tool_episodes=False keeps the first."""
+    from medgym.agents.tiny_vlm.warm_start import sft_examples
+
+    _, processor = tiny
+    both = sft_examples(processor, 3, seed=0)
+    tools_only = sft_examples(processor, 3, seed=0, no_tool_episodes=False)
+    assert len(both) == 6 and len(tools_only) == 3
+    # the tool episodes carry two images (the first view and the zoom), the no-tool ones one
+    images = [int(e["image_grid_thw"].shape[0]) for e in both]
+    assert images == [2, 1, 2, 1, 2, 1]
+    assert [int(e["image_grid_thw"].shape[0]) for e in tools_only] == [2, 2, 2]
+    assert WarmStartConfig(no_tool_episodes=False).key() != WarmStartConfig().key()
