@@ -38,7 +38,9 @@ __all__ = [
     "cache_dir",
     "collate",
     "encode_episode",
+    "encode_messages",
     "sft_examples",
+    "single_view_examples",
     "warm_start",
 ]
 
@@ -67,6 +69,8 @@ class WarmStartConfig:
         answer_only_steps: The first this many of ``max_steps`` train on the answer's tokens
             alone (a perception stage: the same episodes, the loss only where the label is
             read off the pixels), the rest on every reply token.
+        view_steps: The first this many steps train on the teacher's zoomed views alone, with
+            the question and the answer (:func:`single_view_examples`), before any episode.
         no_tool_episodes: Also train on each sample's episode without tools (answering from
             the first view, where the tiny task's answer cannot be seen). ``False``: episodes
             with tools only.
@@ -84,6 +88,7 @@ class WarmStartConfig:
     batch_size: int = 8
     answer_weight: float = 1.0
     answer_only_steps: int = 0
+    view_steps: int = 0
     no_tool_episodes: bool = True
     split: str = "train"
     task: str = "synthetic"
@@ -97,6 +102,10 @@ class WarmStartConfig:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1; got {self.max_steps}")
+        if not 0 <= self.view_steps < self.max_steps:
+            raise ConfigError(
+                f"view_steps must be in [0, max_steps); got {self.view_steps} of {self.max_steps}"
+            )
         if not 0 <= self.answer_only_steps < self.max_steps:
             raise ConfigError(
                 f"answer_only_steps must be in [0, max_steps); got {self.answer_only_steps} of "
@@ -117,6 +126,8 @@ class WarmStartConfig:
             d.pop("answer_only_steps")
         if self.no_tool_episodes:
             d.pop("no_tool_episodes")
+        if not self.view_steps:
+            d.pop("view_steps")
         d["version"] = _VERSION
         d["task"] = task.load
         d["session"] = task.session
@@ -142,13 +153,17 @@ def encode_episode(processor: Any, session: Any) -> dict[str, Any]:
         The processor's tensors plus ``labels`` (``-100`` outside the assistant replies; each
         reply's ``<|im_end|>`` is a target, so the model learns to stop).
     """
+    return encode_messages(processor, session.conversation("hf"))
+
+
+def encode_messages(processor: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Chat ``messages`` (Hugging Face format) as model inputs, labels on the assistant replies."""
     import torch
 
     tok = processor.tokenizer
     start_id = tok.convert_tokens_to_ids("<|im_start|>")
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
     header = tok.encode("assistant\n", add_special_tokens=False)
-    messages = session.conversation("hf")
     images = [p["image"] for m in messages for p in m["content"] if p.get("type") == "image"]
     text = processor.apply_chat_template(messages, tokenize=False)
     enc = processor(text=[text], images=images or None, return_tensors="pt")
@@ -201,6 +216,45 @@ def sft_examples(
     for session in episodes:
         asyncio.run(run_episode(TeacherPolicy(), session))
         out.append(encode_episode(processor, session))
+    return out
+
+
+def single_view_examples(
+    processor: Any, num_samples: int, seed: int, split: str = "train", task: str = "synthetic"
+) -> list[dict[str, Any]]:
+    """The teacher's zoomed view alone, with the question and the answer: a perception stage.
+
+    No first view, no tool call, no format to learn: the view the answer is read from and the
+    answer. Samples whose teacher episode has no zoom are left out.
+
+    Returns:
+        One :func:`encode_messages` dict per sample with a zoom.
+    """
+    import asyncio
+
+    from medgym.agents.policy import run_episode
+    from medgym.agents.scripted import TeacherPolicy
+    from medgym.envs.config import SessionConfig
+    from medgym.envs.session import EpisodeSession
+
+    spec = get_tiny_task(task)
+    out = []
+    for sample in spec.samples(split, num_samples, seed):
+        session = EpisodeSession(
+            sample, profile=TINY_PROFILE, config=SessionConfig.from_dict(spec.session)
+        )
+        asyncio.run(run_episode(TeacherPolicy(), session))
+        messages = session.conversation("hf")
+        images = [p for m in messages for p in m["content"] if p.get("type") == "image"]
+        if len(images) < 2:
+            continue
+        question = [p for p in messages[1]["content"] if p.get("type") == "text"]
+        single = [
+            messages[0],
+            {"role": "user", "content": [images[-1], *question]},
+            messages[-1],
+        ]
+        out.append(encode_messages(processor, single))
     return out
 
 
@@ -334,26 +388,36 @@ def warm_start(
     tok = processor.tokenizer
     answer_ids = (tok.convert_tokens_to_ids("<answer>"), tok.convert_tokens_to_ids("</answer>"))
     timed_out = False
+    views: list[dict[str, Any]] = []
+    if cfg.view_steps:
+        views = single_view_examples(processor, cfg.num_samples, cfg.seed, cfg.split, cfg.task)
+        if not views:
+            raise ConfigError(f"view_steps needs zoomed teacher views; task {cfg.task} has none")
+
+    def batches(pool: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        while True:  # epochs of ``pool`` in a fresh order each
+            perm = torch.randperm(len(pool), generator=order).tolist()
+            for i in range(0, len(perm), cfg.batch_size):
+                yield collate([pool[k] for k in perm[i : i + cfg.batch_size]], pad_id)
+
+    view_batches, episode_batches = batches(views), batches(examples)
     with _progress(cfg.max_steps, progress) as bar:
         while step < cfg.max_steps and not timed_out:
-            perm = torch.randperm(len(examples), generator=order).tolist()
-            for i in range(0, len(perm), cfg.batch_size):
-                batch = collate([examples[k] for k in perm[i : i + cfg.batch_size]], pad_id)
-                stage = step < cfg.answer_only_steps  # the perception stage comes first
-                loss = _loss(model, batch, answer_ids, cfg.answer_weight, answer_only=stage)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-                step += 1
-                bar(step, losses[-1])
-                timed_out = (
-                    cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds
-                )
-                if step >= cfg.max_steps or timed_out:
-                    break
+            # stages in order: zoomed views alone, then episodes (answer only, then all)
+            batch = next(view_batches if step < cfg.view_steps else episode_batches)
+            stage = cfg.view_steps <= step < cfg.view_steps + cfg.answer_only_steps
+            loss = _loss(model, batch, answer_ids, cfg.answer_weight, answer_only=stage)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar(step, losses[-1])
+            timed_out = (
+                cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds
+            )
     model.eval()
     model.save_pretrained(tmp)
     tail = losses[-min(len(losses), 20) :]

@@ -138,3 +138,25 @@ def test_teacher_episodes_with_and_without_the_no_tool_half(tiny) -> None:
     assert images == [2, 1, 2, 1, 2, 1]
     assert [int(e["image_grid_thw"].shape[0]) for e in tools_only] == [2, 2, 2]
     assert WarmStartConfig(no_tool_episodes=False).key() != WarmStartConfig().key()
+
+
+def test_single_view_examples_are_the_zoom_the_question_and_the_answer(tiny) -> None:
+    """The perception stage's data: one image (the teacher's zoom), no tool call, the answer."""
+    from medgym.agents.tiny_vlm.warm_start import single_view_examples
+
+    _, processor = tiny
+    examples = single_view_examples(processor, 3, seed=0)
+    assert len(examples) == 3
+    tok = processor.tokenizer
+    for e in examples:
+        assert int(e["image_grid_thw"].shape[0]) == 1
+        text = tok.decode(e["input_ids"][0])
+        assert "Does it contain a nodule?" in text and "<tool_response>" not in text
+        trained = tok.decode(e["input_ids"][0][e["labels"][0] != -100])
+        assert trained.startswith("<answer>") and "</answer>" in trained
+
+
+def test_view_steps_must_leave_room_and_key_the_cache() -> None:
+    with pytest.raises(ConfigError, match=r"view_steps must be in \[0, max_steps\)"):
+        WarmStartConfig(max_steps=50, view_steps=50)
+    assert WarmStartConfig(view_steps=100).key() != WarmStartConfig().key()
