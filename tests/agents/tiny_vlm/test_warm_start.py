@@ -151,7 +151,7 @@ def test_single_view_examples_are_the_zoom_the_question_and_the_answer(tiny) -> 
     for e in examples:
         assert int(e["image_grid_thw"].shape[0]) == 1
         text = tok.decode(e["input_ids"][0])
-        assert "Does it contain a nodule?" in text and "<tool_response>" not in text
+        assert "Options:\nA. yes\nB. no" in text and "<tool_response>" not in text
         trained = tok.decode(e["input_ids"][0][e["labels"][0] != -100])
         assert trained.startswith("<answer>") and "</answer>" in trained
 
