@@ -84,6 +84,9 @@ def learning_command(
     warm_answer_steps: Annotated[
         int, typer.Option(help="Of the warm-start steps, how many train the answer alone first.")
     ] = 0,
+    warm_view_steps: Annotated[
+        int, typer.Option(help="Of the warm-start steps, how many train on zoomed views alone.")
+    ] = 0,
     task: Annotated[
         str, typer.Option(help="Tiny task: synthetic (2D zones) or synthetic3d (volumes).")
     ] = "synthetic",
@@ -97,7 +100,9 @@ def learning_command(
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
     names = tuple(v.strip() for v in variants.split(",") if v.strip()) or tuple(VARIANTS)
-    warm_options: dict = {"task": task, "answer_only_steps": warm_answer_steps}
+    warm_options: dict = {
+        "task": task, "answer_only_steps": warm_answer_steps, "view_steps": warm_view_steps,
+    }  # fmt: skip
     if warm_steps:
         warm_options["max_steps"] = warm_steps
     warm = WarmStartConfig(**warm_options)
