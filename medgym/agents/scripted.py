@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from medgym.agents.policy import Generation
 from medgym.core.bbox import BBox, clamp
 from medgym.core.view import montage_grid, montage_label_box
 from medgym.errors import ConfigError, did_you_mean
+from medgym.tools.overview import MAX_TILES
 
 if TYPE_CHECKING:
     from medgym.envs.session import EpisodeSession
@@ -150,7 +152,7 @@ class TeacherPolicy:
     """
 
     name = "teacher"
-    tiles = 16
+    tiles = MAX_TILES
 
     async def generate(self, session: EpisodeSession) -> Generation:
         """Zoom on the named region (or overview a volume) first, answer with the label next."""
@@ -228,6 +230,11 @@ class PixelReaderPolicy:
         return Generation(answer_text(answer))
 
 
+def _overviewed(session: EpisodeSession) -> set[int]:
+    """First slices of the overviews shown so far (a range is known by its first slice)."""
+    return {v.montage[0] for v in session.views if v.montage}
+
+
 class ScrollerPolicy:
     """Reads a volume the way a radiologist pages through it: overview, scroll, look, answer.
 
@@ -251,7 +258,7 @@ class ScrollerPolicy:
     """
 
     name = "scroller"
-    tiles = 16
+    tiles = MAX_TILES
 
     def __init__(self, stride: int = 5, threshold: int = 140) -> None:
         self.stride = stride
@@ -261,7 +268,7 @@ class ScrollerPolicy:
         """The ``(first, last)`` slice ranges of the search's montages, in order."""
         if slices < 2:
             return []
-        parts = max(1, -(-(slices - 1) // ((self.tiles - 1) * self.stride)))
+        parts = max(1, math.ceil((slices - 1) / ((self.tiles - 1) * self.stride)))
         cuts = [round(i * slices / parts) for i in range(parts + 1)]
         return [(cuts[i], cuts[i + 1] - 1) for i in range(parts)]
 
@@ -308,7 +315,7 @@ class ScrollerPolicy:
                 areas.update(self._tile_areas(session, k))
         if areas and max(areas.values()) > 0:
             return max(areas, key=lambda index: areas[index]), None
-        seen = {v.montage[0] for v in session.views if v.montage}
+        seen = _overviewed(session)
         todo = [r for r in self.ranges(session.images[0].num_slices) if r[0] not in seen]
         if not todo or session.turns_left < 2:
             return None, None
@@ -385,7 +392,7 @@ class ScrollerPolicy:
                 if found is None and "scroll" in session.tools and session.turns_left > 1:
                     return Generation(tool_call_text("scroll", {"slice": best}, "Look closer."))
             elif found is None:  # searched every range (or out of turns): nothing seen
-                searched = {v.montage[0] for v in session.views if v.montage}
+                searched = _overviewed(session)
                 if "yes" in options and all(r[0] in searched for r in self.ranges(n)):
                     return Generation(answer_text("no", "No slice shows a nodule."))
                 return Generation(answer_text(_fallback_answer(session, _rng(session))))

@@ -82,14 +82,13 @@ class WorkQueue:
             ServerBusy: All workers busy and ``max_queued`` calls already waiting.
         """
         if self.budgets is not None:
-            return await self._run_charged(fn, *args)
+            return await self._run_charged(self.budgets, fn, *args)
         return await self._run(fn, *args)
 
-    async def _run_charged(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run_charged(self, budgets: ClientBudgets, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`_run`, refused when the client's budget is spent, charged its CPU time."""
-        assert self.budgets is not None
         client = CLIENT.get()
-        self.budgets.check(client)
+        budgets.check(client)
         spent = [0.0]
 
         def timed() -> T:
@@ -102,7 +101,7 @@ class WorkQueue:
         try:
             return await self._run(timed)
         finally:
-            self.budgets.charge(client, spent[0])
+            budgets.charge(client, spent[0])
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self.admitted >= self.workers + self.max_queued:

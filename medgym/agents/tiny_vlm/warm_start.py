@@ -178,6 +178,42 @@ def encode_messages(processor: Any, messages: list[dict[str, Any]]) -> dict[str,
     return dict(enc)
 
 
+def _teacher_sessions(
+    num_samples: int, seed: int, split: str, task: str, no_tool_episodes: bool = True
+) -> list[Any]:
+    """Finished teacher episodes of the tiny ``task``: each sample with tools (and without)."""
+    import asyncio
+
+    from medgym.agents.policy import run_episode
+    from medgym.agents.scripted import TeacherPolicy
+    from medgym.envs.config import SessionConfig
+    from medgym.envs.session import EpisodeSession
+
+    spec = get_tiny_task(task)
+    configs = (
+        SessionConfig.from_dict(spec.session),
+        SessionConfig.from_dict({**spec.session, "tools": []}),
+    )[: 2 if no_tool_episodes else 1]
+    sessions = [
+        EpisodeSession(sample, profile=TINY_PROFILE, config=cfg)
+        for sample in spec.samples(split, num_samples, seed)
+        for cfg in configs
+    ]
+    for session in sessions:
+        asyncio.run(run_episode(TeacherPolicy(), session))
+    return sessions
+
+
+def _zoomed_view(session: Any) -> list[dict[str, Any]] | None:
+    """The episode's last view alone with the question and the answer (None: no zoom in it)."""
+    messages = session.conversation("hf")
+    images = [p for m in messages for p in m["content"] if p.get("type") == "image"]
+    if len(images) < 2:
+        return None
+    question = [p for p in messages[1]["content"] if p.get("type") == "text"]
+    return [messages[0], {"role": "user", "content": [images[-1], *question]}, messages[-1]]
+
+
 def sft_examples(
     processor: Any,
     num_samples: int,
@@ -196,27 +232,8 @@ def sft_examples(
     Returns:
         One :func:`encode_episode` dict per episode.
     """
-    import asyncio
-
-    from medgym.agents.policy import run_episode
-    from medgym.agents.scripted import TeacherPolicy
-    from medgym.envs.config import SessionConfig
-    from medgym.envs.session import EpisodeSession
-
-    spec = get_tiny_task(task)
-    episodes = [
-        EpisodeSession(sample, profile=TINY_PROFILE, config=cfg)
-        for sample in spec.samples(split, num_samples, seed)
-        for cfg in (
-            SessionConfig.from_dict(spec.session),
-            SessionConfig.from_dict({**spec.session, "tools": []}),
-        )[: 2 if no_tool_episodes else 1]
-    ]
-    out = []
-    for session in episodes:
-        asyncio.run(run_episode(TeacherPolicy(), session))
-        out.append(encode_episode(processor, session))
-    return out
+    sessions = _teacher_sessions(num_samples, seed, split, task, no_tool_episodes)
+    return [encode_episode(processor, session) for session in sessions]
 
 
 def single_view_examples(
@@ -230,32 +247,14 @@ def single_view_examples(
     Returns:
         One :func:`encode_messages` dict per sample with a zoom.
     """
-    import asyncio
+    sessions = _teacher_sessions(num_samples, seed, split, task, no_tool_episodes=False)
+    return _single_views(processor, sessions)
 
-    from medgym.agents.policy import run_episode
-    from medgym.agents.scripted import TeacherPolicy
-    from medgym.envs.config import SessionConfig
-    from medgym.envs.session import EpisodeSession
 
-    spec = get_tiny_task(task)
-    out = []
-    for sample in spec.samples(split, num_samples, seed):
-        session = EpisodeSession(
-            sample, profile=TINY_PROFILE, config=SessionConfig.from_dict(spec.session)
-        )
-        asyncio.run(run_episode(TeacherPolicy(), session))
-        messages = session.conversation("hf")
-        images = [p for m in messages for p in m["content"] if p.get("type") == "image"]
-        if len(images) < 2:
-            continue
-        question = [p for p in messages[1]["content"] if p.get("type") == "text"]
-        single = [
-            messages[0],
-            {"role": "user", "content": [images[-1], *question]},
-            messages[-1],
-        ]
-        out.append(encode_messages(processor, single))
-    return out
+def _single_views(processor: Any, sessions: list[Any]) -> list[dict[str, Any]]:
+    """:func:`encode_messages` of the zoomed view of every session that has one."""
+    views = [_zoomed_view(session) for session in sessions]
+    return [encode_messages(processor, v) for v in views if v is not None]
 
 
 _PAD = {"attention_mask": 0, "mm_token_type_ids": 0, "labels": -100}
@@ -375,9 +374,11 @@ def warm_start(
     shutil.rmtree(tmp, ignore_errors=True)
     build_tiny_vlm(tmp, cfg.model)
     model, processor = load_tiny_vlm(tmp)
-    examples = sft_examples(
-        processor, cfg.num_samples, cfg.seed, cfg.split, cfg.task, cfg.no_tool_episodes
+    # one run of the teacher's episodes feeds both stages
+    sessions = _teacher_sessions(
+        cfg.num_samples, cfg.seed, cfg.split, cfg.task, cfg.no_tool_episodes
     )
+    examples = [encode_episode(processor, session) for session in sessions]
     torch.manual_seed(cfg.seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -390,7 +391,7 @@ def warm_start(
     timed_out = False
     views: list[dict[str, Any]] = []
     if cfg.view_steps:
-        views = single_view_examples(processor, cfg.num_samples, cfg.seed, cfg.split, cfg.task)
+        views = _single_views(processor, sessions)
         if not views:
             raise ConfigError(f"view_steps needs zoomed teacher views; task {cfg.task} has none")
 
