@@ -48,7 +48,8 @@ def _resolver(scheme: str) -> Resolver:
     return entry
 
 
-def _decode(ref: ImageRef) -> MedImage:
+def decode(ref: ImageRef) -> MedImage:
+    """Decode ``ref`` through its scheme's resolver or as a file path (no cache)."""
     uri = ref.uri
     scheme, sep, _ = uri.partition("://")
     if sep and scheme != "file" and len(scheme) > 1:  # len > 1 keeps Windows drive letters paths
@@ -93,9 +94,17 @@ class ImageCache:
         """Return the decoded image for ``ref``, decoding it on a miss."""
         img = self._lru.get(ref)
         if img is None:
-            img = _decode(ref)  # outside any lock: decoding can take a while
+            img = decode(ref)  # outside any lock: decoding can take a while
             self._lru.put(ref, img)
         return img
+
+    def peek(self, ref: ImageRef) -> MedImage | None:
+        """The cached image for ``ref``, or ``None`` (never decodes)."""
+        return self._lru.get(ref)
+
+    def put(self, ref: ImageRef, image: MedImage) -> None:
+        """Keep ``image`` for ``ref`` (decoded elsewhere: another process, an upload)."""
+        self._lru.put(ref, image)
 
     def clear(self) -> None:
         """Drop every cached image."""

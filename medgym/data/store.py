@@ -34,7 +34,10 @@ from medgym.core.images import ImageRef, MedImage
 from medgym.data.io import read_image_bytes
 from medgym.errors import ConfigError, DatasetError
 
-__all__ = ["ImageStore", "default_store", "resolve_store", "set_default_store", "trailing_bytes"]
+__all__ = [
+    "ImageStore", "default_store", "resolve_store", "set_default_store", "store_payload",
+    "trailing_bytes",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -332,12 +335,19 @@ def resolve_store(ref: ImageRef) -> MedImage:
     Raises:
         DatasetError: Malformed URI, hash mismatch with ``ref.sha256``, or unknown image.
     """
+    data, name = store_payload(ref, default_store())
+    return read_image_bytes(data, name=name, frame=ref.frame, axis=ref.axis)
+
+
+def store_payload(ref: ImageRef, store: ImageStore) -> tuple[bytes, str]:
+    """The bytes of a ``store://<sha256>`` reference in ``store``, and a name with its suffix.
+
+    Raises:
+        DatasetError: Malformed URI, hash mismatch with ``ref.sha256``, or unknown image.
+    """
     scheme, sep, sha = ref.uri.partition("://")
     if scheme != "store" or not sep:
         raise DatasetError(f"expected a store://<sha256> URI; got {ref.uri!r}")
     if ref.sha256 is not None and ref.sha256 != sha:
         raise DatasetError(f"{ref.uri}: sha256 field {ref.sha256!r} disagrees with the URI")
-    store = default_store()
-    data = store.get_bytes(sha)
-    name = f"{ref.uri}{store.suffix_of(sha)}"
-    return read_image_bytes(data, name=name, frame=ref.frame, axis=ref.axis)
+    return store.get_bytes(sha), f"{ref.uri}{store.suffix_of(sha)}"

@@ -39,7 +39,8 @@ from medgym.serving.body import parse_body
 from medgym.serving.encoding import MEDIA_TYPES, pixel_body
 from medgym.serving.errors import UnexpectedErrorMiddleware
 from medgym.serving.hot import HotHandler, HotPathMiddleware
-from medgym.serving.protocol import set_max_header_bytes
+from medgym.serving.offload import Offload, WorkerLost
+from medgym.serving.protocol import set_head_limits
 from medgym.serving.quota import ClientBudgets, ClientKeyMiddleware, OverQuota
 from medgym.serving.schemas import (
     ErrorBody,
@@ -53,7 +54,7 @@ from medgym.serving.schemas import (
     TurnResponse,
 )
 from medgym.serving.security import BearerTokenMiddleware, BodyLimitMiddleware, BodyTooLargeError
-from medgym.serving.service import AccessError, ToolService, encoded_image
+from medgym.serving.service import LARGE_RENDER_PIXELS, AccessError, ToolService, encoded_image
 from medgym.serving.settings import ServerSettings
 from medgym.serving.work import ServerBusy, WorkQueue
 from medgym.tools import TOOLS
@@ -76,11 +77,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "Busy: every worker taken and the waiting line full; retry after `Retry-After` s"),
     )
 }
-#: A render of more output pixels than this (a 1,024 px square) runs in the heavy queue.
-LARGE_RENDER_PIXELS = 1024 * 1024
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (OverQuota, 429),
     (ServerBusy, 503),
+    (WorkerLost, 503),
     (AccessError, 403),
     (ToolError, 422),
     (ConfigError, 422),
@@ -153,7 +153,7 @@ def _error_response(exc: Exception) -> Response | None:
     if isinstance(exc, MedGymError):
         code = next(c for cls, c in _STATUS if isinstance(exc, cls))
         headers = None
-        if isinstance(exc, (ServerBusy, OverQuota)):
+        if isinstance(exc, (ServerBusy, OverQuota, WorkerLost)):
             headers = {"retry-after": str(exc.retry_after)}
         return _error(code, str(exc), type(exc).__name__, headers)
     if isinstance(exc, RequestValidationError):
@@ -218,14 +218,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         The app; run it with ``uvicorn`` (``medgym serve`` does).
     """
     settings = settings or ServerSettings()
-    set_max_header_bytes(settings.max_header_bytes)  # this worker's uvicorn protocol reads it
+    # this worker's uvicorn protocol reads them
+    set_head_limits(settings.max_header_bytes, settings.refusal_delay)
     store = _make_store(settings)
     if settings.store_dir is not None:
         # store:// references resolve through the default store; point it at the shared folder.
         from medgym.data.store import set_default_store
 
         set_default_store(store)
-    service = ToolService(settings, store)
+    offload = None
+    if settings.heavy_processes > 0:
+        offload = Offload(settings.heavy_processes, settings.heavy_nice)
+    service = ToolService(settings, store, offload)
     budgets = None
     if settings.client_heavy_rate > 0:
         budgets = ClientBudgets(
@@ -233,7 +237,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             max(settings.client_heavy_burst, settings.client_heavy_rate),
         )
     heavy = WorkQueue("decoding", min(settings.heavy_threads, settings.threads),
-                      settings.max_queued, nice=settings.heavy_nice, budgets=budgets)  # fmt: skip
+                      settings.max_queued, nice=settings.heavy_nice, budgets=budgets,
+                      refusal_delay=settings.refusal_delay)  # fmt: skip
     light = WorkQueue("rendering", settings.threads, settings.max_queued)
 
     def queue_for(view: ViewSpec) -> WorkQueue:
@@ -246,10 +251,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         cv_threads = cv2.getNumThreads()
         cv2.setNumThreads(settings.opencv_threads)
+        if offload is not None:
+            await anyio.to_thread.run_sync(offload.start)  # the first request does not wait
         try:
             yield
         finally:
             cv2.setNumThreads(cv_threads)
+            if offload is not None:
+                await anyio.to_thread.run_sync(offload.close)
 
     app = FastAPI(
         lifespan=lifespan,

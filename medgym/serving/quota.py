@@ -6,9 +6,9 @@ large renders run at once, but not whose. A client that keeps it busy (five atta
 call) gets every heavy thread, and the CPU they burn is CPU the cheap calls of everyone else
 wait for. :class:`ClientBudgets` gives each client a token bucket of heavy CPU time: it earns
 ``rate`` CPU-seconds per second, banks at most ``burst`` of them, and each heavy job it starts
-is charged the CPU time the job's thread used (``time.thread_time``). A client in debt is
-refused at once with :class:`OverQuota` (429 and ``Retry-After``: how long until it
-has earned its deficit back), before anything is decoded.
+is charged the CPU time the job used (:func:`thread_cpu`: its thread's, plus a worker
+process's). A client in debt is refused at once with :class:`OverQuota` (429 and
+``Retry-After``: how long until it has earned its deficit back), before anything is decoded.
 
 A client is the address the request came from (``scope["client"]``, which uvicorn's
 ``--proxy-headers`` sets from ``X-Forwarded-For`` behind a trusted proxy). On one host every
@@ -30,10 +30,29 @@ from typing import Any
 from medgym.errors import ConfigError, MedGymError
 from medgym.serving.security import ASGIApp, Receive, Send
 
-__all__ = ["CLIENT", "ClientBudgets", "ClientKeyMiddleware", "OverQuota"]
+__all__ = [
+    "CLIENT", "ClientBudgets", "ClientKeyMiddleware", "OverQuota", "charge_elsewhere", "thread_cpu",
+]  # fmt: skip
 
 CLIENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("medgym_client", default=None)
 """The client of the request being served (set by :class:`ClientKeyMiddleware`)."""
+
+
+_ELSEWHERE = threading.local()
+
+
+def charge_elsewhere(seconds: float) -> None:
+    """Count ``seconds`` of CPU that another process spent for this thread's job.
+
+    :func:`thread_cpu` includes them: a job whose decode ran in a worker process
+    (:mod:`medgym.serving.offload`) is charged that work, not only its own thread's wait.
+    """
+    _ELSEWHERE.seconds = getattr(_ELSEWHERE, "seconds", 0.0) + seconds
+
+
+def thread_cpu() -> float:
+    """This thread's CPU time plus what :func:`charge_elsewhere` added (a running total)."""
+    return time.thread_time() + getattr(_ELSEWHERE, "seconds", 0.0)
 
 
 class OverQuota(MedGymError):

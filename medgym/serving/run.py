@@ -36,9 +36,9 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
     are compared under one HTTP stack (httptools with medgym's head bound, and uvloop, when
     installed).
     """
-    from medgym.serving.protocol import bounded_http_protocol, set_max_header_bytes
+    from medgym.serving.protocol import bounded_http_protocol, set_head_limits
 
-    set_max_header_bytes(settings.max_header_bytes)
+    set_head_limits(settings.max_header_bytes, settings.refusal_delay)
     protocol = bounded_http_protocol()
     return {
         "host": settings.host,

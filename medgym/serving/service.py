@@ -27,13 +27,14 @@ from medgym.core.images import ImageRef, MedImage
 from medgym.core.lru import ByteLRU
 from medgym.core.sample import Sample
 from medgym.core.view import ViewSpec, render_native
-from medgym.data.cache import load_image
-from medgym.data.store import ImageStore
+from medgym.data.cache import image_cache
+from medgym.data.store import ImageStore, store_payload
 from medgym.envs.config import SessionConfig
 from medgym.envs.profiles import ModelProfile, get_profile
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError, DatasetError, MedGymError
 from medgym.serving.encoding import encode_pixels
+from medgym.serving.offload import Offload, check_pixels, decode_image
 from medgym.serving.schemas import (
     EncodedImage,
     ImageDescription,
@@ -47,13 +48,16 @@ from medgym.serving.settings import ServerSettings
 from medgym.tools import TOOLS
 from medgym.tools.base import ImageInfo, ToolConfig, ToolContext
 
-__all__ = ["AccessError", "ToolService", "encoded_image"]
+__all__ = ["LARGE_RENDER_PIXELS", "AccessError", "ToolService", "encoded_image"]
 
 logger = logging.getLogger(__name__)
 
 _URI_SCHEMES = ("store", "synthetic", "synthetic3d", "pkg")
 _SERVED_DATASETS = ("synthetic", "realworld")
 _SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".nii", ".nii.gz", ".tif", ".tiff", ".bmp", ".webp")
+#: A render of more output pixels than this (a 1,024 px square) is heavy work: the app runs it in
+#: the heavy queue, and with an :class:`~medgym.serving.offload.Offload` in a worker process.
+LARGE_RENDER_PIXELS = 1024 * 1024
 
 
 class AccessError(MedGymError, PermissionError):
@@ -83,11 +87,16 @@ class ToolService:
     Args:
         settings: Limits and roots.
         store: Where uploads go (shared on disk by every worker when ``store_dir`` is set).
+        offload: Worker processes for decodes and renders over :data:`LARGE_RENDER_PIXELS`
+            (``None``: the calling thread does them).
     """
 
-    def __init__(self, settings: ServerSettings, store: ImageStore) -> None:
+    def __init__(
+        self, settings: ServerSettings, store: ImageStore, offload: Offload | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.offload = offload
         self.data_root = settings.data_root.resolve() if settings.data_root else None
         self._rendered: ByteLRU[tuple[ImageRef, ViewSpec], np.ndarray] = ByteLRU(
             max(1, settings.render_cache_size), settings.render_cache_bytes,
@@ -97,6 +106,11 @@ class ToolService:
         # (medgym.data.cache) alone decides what stays in memory.
         self._checked: weakref.WeakValueDictionary[ImageRef, MedImage] = (
             weakref.WeakValueDictionary()
+        )
+        # each such image's key in the image cache, so a call served from _checked still
+        # counts as a use there: an image in constant use is not the least recently used
+        self._cache_keys: weakref.WeakKeyDictionary[MedImage, ImageRef] = (
+            weakref.WeakKeyDictionary()
         )
 
     # ------------------------------------------------------------------ images
@@ -143,16 +157,29 @@ class ToolService:
             )
 
     def load(self, ref: ImageRef) -> MedImage:
-        """Check ``ref`` and decode it through the shared LRU of decoded images."""
-        image = load_image(self.safe_ref(ref))
-        n = image.num_slices * image.width * image.height
-        if n > self.settings.max_pixels:
-            raise DatasetError(
-                f"image {ref.uri} has {n} pixels; this server accepts at most "
-                f"{self.settings.max_pixels} (MEDGYM_MAX_PIXELS)"
-            )
+        """Check ``ref`` and decode it through the shared LRU of decoded images.
+
+        A miss decodes in a worker process when the service has an :class:`Offload`; either way
+        an image over ``max_pixels`` is refused where it was decoded.
+        """
+        safe = self.safe_ref(ref)
+        cache = image_cache()
+        image = cache.peek(safe)
+        if image is None:
+            payload = store_payload(safe, self.store) if safe.uri.startswith("store://") else None
+            image = self._decode(safe, payload)
+            cache.put(safe, image)
+        else:
+            check_pixels(ref, image, self.settings.max_pixels)
         self._checked[ref] = image
+        self._cache_keys[image] = safe
         return image
+
+    def _decode(self, ref: ImageRef, payload: tuple[bytes, str] | None) -> MedImage:
+        limit = self.settings.max_pixels
+        if self.offload is None:
+            return decode_image(ref, payload, limit)
+        return self.offload.decode(ref, payload, max_pixels=limit)
 
     def load_all(self, refs: Sequence[ImageRef]) -> list[MedImage]:
         """:meth:`load` each reference."""
@@ -169,17 +196,16 @@ class ToolService:
             if image is None:
                 return None
             images.append(image)
+        cache = image_cache()
+        for image in images:
+            key = self._cache_keys.get(image)
+            if key is not None:
+                cache.peek(key)  # a use: now the most recent
         return images
 
     def describe(self, ref: ImageRef) -> ImageDescription:
         """Load ``ref`` and say what it is."""
-        image = self.load(ref)
-        return ImageDescription(
-            ref=ref, width=image.width, height=image.height, num_slices=image.num_slices,
-            channels=3 if image.is_color else 1, modality=image.modality,
-            default_window=image.default_window, spacing_mm=image.spacing_mm,
-            slice_spacing_mm=image.slice_spacing_mm, plane=ImageInfo.of(image).acquired_plane,
-        )  # fmt: skip
+        return _description(ref, self.load(ref))
 
     def upload(self, data: bytes, filename: str | None) -> ImageDescription:
         """Validate and store uploaded bytes; returns the ``store://`` reference.
@@ -190,8 +216,14 @@ class ToolService:
         self._check_raster_header(data)
         name = (filename or "").lower()
         suffix = next((s for s in sorted(_SUFFIXES, key=len, reverse=True) if name.endswith(s)), "")
-        ref = self.store.put_bytes(data, suffix=suffix)
-        return self.describe(ref)
+        # decoded once, where the offload runs it, before anything is stored
+        label = f"upload {filename}" if filename else f"upload{suffix}"
+        image = self._decode(ImageRef(uri="upload"), (data, label))
+        ref = self.store.put_bytes(data, suffix=suffix, validate=False)
+        image_cache().put(ref, image)
+        self._checked[ref] = image
+        self._cache_keys[image] = ref
+        return _description(ref, image)
 
     def _check_raster_header(self, data: bytes) -> None:
         """Refuse a raster whose header declares too many pixels, before anything decodes it."""
@@ -257,16 +289,24 @@ class ToolService:
             A read-only ``(height, width, 1)`` (grayscale image) or ``(height, width, 3)`` uint8
             array: :func:`~medgym.core.view.render_native`, a third of the memory for gray.
         """
-        if self.settings.render_cache_size == 0:
-            pixels = render_native(image, view)
-            pixels.setflags(write=False)
-            return pixels
+        w, h = view.out_size
+        if self.settings.render_cache_size == 0 or w * h > LARGE_RENDER_PIXELS:
+            # large views are not kept: sixteen 4,096 px renders would flush every ordinary one
+            return self._render(image, view)
         hit = self.cached_pixels(ref, view)
         if hit is not None:
             return hit
-        pixels = render_native(image, view)
-        pixels.setflags(write=False)
+        pixels = self._render(image, view)
         self._rendered.put(_render_key(ref, view), pixels)
+        return pixels
+
+    def _render(self, image: MedImage, view: ViewSpec) -> np.ndarray:
+        w, h = view.out_size
+        if self.offload is not None and w * h > LARGE_RENDER_PIXELS:
+            pixels = self.offload.render(image, view)
+        else:
+            pixels = render_native(image, view)
+        pixels.setflags(write=False)
         return pixels
 
     # ------------------------------------------------------------------ turns
@@ -321,6 +361,15 @@ class ToolService:
             metrics=dict(r.info.get("metrics", {})),
             reward_parts=dict(r.info.get("reward_parts", {})),
         )  # fmt: skip
+
+
+def _description(ref: ImageRef, image: MedImage) -> ImageDescription:
+    return ImageDescription(
+        ref=ref, width=image.width, height=image.height, num_slices=image.num_slices,
+        channels=3 if image.is_color else 1, modality=image.modality,
+        default_window=image.default_window, spacing_mm=image.spacing_mm,
+        slice_spacing_mm=image.slice_spacing_mm, plane=ImageInfo.of(image).acquired_plane,
+    )  # fmt: skip
 
 
 def _render_key(ref: ImageRef, view: ViewSpec) -> tuple[ImageRef, ViewSpec]:

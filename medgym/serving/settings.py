@@ -44,6 +44,16 @@ class ServerSettings(MedgymSettings):
         le=16 * 1024**2,
         description="Largest request line plus headers (bytes); past it: 431, connection closed.",
     )
+    refusal_delay: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description=(
+            "Seconds a refusal of abusive traffic is held before it is sent: a 431 (request "
+            "head over max_header_bytes; reading paused) and a 429 (heavy-work budget spent). "
+            "A client looping on refused requests makes one a second, not hundreds. 0: at once."
+        ),
+    )
     keep_alive_seconds: float = Field(
         default=5.0, gt=0, le=3600, description="Idle keep-alive connections close after this."
     )
@@ -54,6 +64,16 @@ class ServerSettings(MedgymSettings):
         description=(
             "Of the threads, how many may decode, upload, replay turns or render views over "
             "1,024 px square at once (the rest serve ordinary renders)."
+        ),
+    )
+    heavy_processes: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description=(
+            "Worker processes that decode images and render views over 1,024 px square, at "
+            "`heavy_nice`, so that work never holds the server's interpreter; 0: the heavy "
+            "threads do it in the server process."
         ),
     )
     heavy_nice: int = Field(

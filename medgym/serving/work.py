@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -29,9 +28,12 @@ import anyio
 import anyio.to_thread
 
 from medgym.errors import MedGymError
-from medgym.serving.quota import CLIENT, ClientBudgets
+from medgym.serving.quota import CLIENT, ClientBudgets, OverQuota, thread_cpu
 
-__all__ = ["ServerBusy", "WorkQueue"]
+__all__ = ["MAX_HELD", "ServerBusy", "WorkQueue"]
+
+MAX_HELD = 256
+"""Most 429s a queue holds at once; past it they are sent at once."""
 
 T = TypeVar("T")
 
@@ -52,14 +54,19 @@ class WorkQueue:
         nice: Above 0, the queue has threads of its own at this lower CPU priority (Linux
             niceness, per thread), so the OS runs the other queues' work first.
         budgets: Per-client CPU budgets charged by this queue's jobs (``None``: no quota).
+        refusal_delay: Seconds a refused client waits for its 429 (at most its
+            ``Retry-After``; at most :data:`MAX_HELD` held at once, then at once): refused in a
+            millisecond, a client in a loop came straight back, hundreds of times a second.
     """
 
     def __init__(
         self, name: str, workers: int, max_queued: int, *, nice: int = 0,
-        budgets: ClientBudgets | None = None,
+        budgets: ClientBudgets | None = None, refusal_delay: float = 0.0,
     ) -> None:  # fmt: skip
         self.name = name
         self.budgets = budgets
+        self.refusal_delay = refusal_delay
+        self.held = 0  # refusals being held now
         self.workers = max(1, workers)
         self.max_queued = max(0, max_queued)
         self.nice = nice
@@ -88,15 +95,25 @@ class WorkQueue:
     async def _run_charged(self, budgets: ClientBudgets, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`_run`, refused when the client's budget is spent, charged its CPU time."""
         client = CLIENT.get()
-        budgets.check(client)
+        try:
+            budgets.check(client)
+        except OverQuota as e:
+            delay = min(self.refusal_delay, e.retry_after)
+            if delay > 0 and self.held < MAX_HELD:
+                self.held += 1
+                try:
+                    await anyio.sleep(delay)
+                finally:
+                    self.held -= 1
+            raise
         spent = [0.0]
 
         def timed() -> T:
-            start = time.thread_time()
+            start = thread_cpu()
             try:
                 return fn(*args)
             finally:
-                spent[0] = time.thread_time() - start
+                spent[0] = thread_cpu() - start
 
         try:
             return await self._run(timed)

@@ -54,7 +54,7 @@ def _raw(port: int, head: bytes, *, chunk: int = 64 * 1024) -> bytes:
 
 
 def test_an_oversized_head_is_431_and_health_stays_fast() -> None:
-    settings = ServerSettings(max_header_bytes=16 * 1024)
+    settings = ServerSettings(max_header_bytes=16 * 1024, refusal_delay=0)
     with _serve(settings) as port:
         huge = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 20_000_000 + b"\r\n\r\n"
         start = time.perf_counter()
@@ -67,10 +67,48 @@ def test_an_oversized_head_is_431_and_health_stays_fast() -> None:
         assert ok.status_code == 200  # a head under the bound is served
 
 
+def test_a_431_is_held_while_other_calls_are_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medgym.serving import protocol
+
+    if protocol.BoundedHttpToolsProtocol is None:
+        pytest.skip("no httptools: uvicorn's h11 bound answers at once")
+    settings = ServerSettings(max_header_bytes=16 * 1024, refusal_delay=0.6)
+    # an unfinished head past the bound (a finished one read in one go is parsed and served)
+    head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 40_000
+    with _serve(settings) as port:
+        answers: list[tuple[float, bytes]] = []
+
+        def attack() -> None:
+            start = time.perf_counter()
+            answer = _raw(port, head)
+            answers.append((time.perf_counter() - start, answer))
+
+        attacker = threading.Thread(target=attack)
+        attacker.start()
+        time.sleep(0.1)
+        start = time.perf_counter()
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200
+        assert time.perf_counter() - start < 0.3  # served while the refusal is held
+        attacker.join(timeout=10)
+        ((took, answer),) = answers
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert 0.55 <= took < 3.0, took
+        # past MAX_HELD held refusals, the next goes at once
+        monkeypatch.setattr(protocol, "MAX_HELD", 0)
+        start = time.perf_counter()
+        assert _raw(port, head).startswith(b"HTTP/1.1 431")
+        assert time.perf_counter() - start < 0.5
+    assert protocol._held == 0  # every held refusal was sent and counted out
+
+
 def test_options_bound_heads_with_either_http_stack() -> None:
+    from medgym.serving import protocol
     from medgym.serving.protocol import BoundedHttpToolsProtocol
 
-    opts = uvicorn_options(ServerSettings(max_header_bytes=32 * 1024, keep_alive_seconds=7))
+    opts = uvicorn_options(
+        ServerSettings(max_header_bytes=32 * 1024, keep_alive_seconds=7, refusal_delay=0.25)
+    )
+    assert (protocol.MAX_HEADER_BYTES, protocol.REFUSAL_DELAY) == (32 * 1024, 0.25)
     assert opts["h11_max_incomplete_event_size"] == 32 * 1024
     assert opts["timeout_keep_alive"] == 7
     assert opts["http"] is (BoundedHttpToolsProtocol or "h11")

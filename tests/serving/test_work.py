@@ -119,3 +119,26 @@ def test_a_niced_queue_runs_its_work_at_lower_cpu_priority() -> None:
 
     heavy, light = asyncio.run(go())
     assert (light == base and heavy == min(19, base + 7)) or heavy == 7
+
+
+def test_a_429_is_held_up_to_the_delay_and_at_once_past_max_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from medgym.serving import work
+    from medgym.serving.quota import CLIENT, ClientBudgets, OverQuota
+
+    budgets = ClientBudgets(0.001, 0.01)
+    budgets.charge("c", 1.0)  # deep in debt: Retry-After is long, the hold is the delay
+    queue = WorkQueue("decoding", 1, 4, budgets=budgets, refusal_delay=0.4)
+
+    async def refused() -> float:
+        CLIENT.set("c")
+        start = time.perf_counter()
+        with pytest.raises(OverQuota):
+            await queue.run(lambda: None)
+        return time.perf_counter() - start
+
+    assert 0.4 <= asyncio.run(refused()) < 1.5
+    assert queue.held == 0
+    monkeypatch.setattr(work, "MAX_HELD", 0)
+    assert asyncio.run(refused()) < 0.2
