@@ -133,15 +133,24 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, MB."""
+    """Memory of ``pid`` and its descendants, MB: the sum of their proportional set sizes.
+
+    PSS counts a page shared by n processes as 1/n in each, so the sum over the server, its
+    fork server and its worker processes (which share the modules they forked with) counts
+    every page once; a sum of RSS would count the shared ones in every process. Where the
+    kernel has no ``smaps_rollup``, RSS.
+    """
     total = 0
     for p in _tree(pid):
-        try:
-            text = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        m = re.search(r"VmRSS:\s+(\d+)", text)
-        total += int(m.group(1)) if m else 0
+        for name, key in (("smaps_rollup", "Pss"), ("status", "VmRSS")):
+            try:
+                text = Path(f"/proc/{p}/{name}").read_text()
+            except OSError:
+                continue
+            m = re.search(rf"^{key}:\s+(\d+)", text, re.MULTILINE)
+            if m:
+                total += int(m.group(1))
+                break
     return total / 1024
 
 
@@ -213,8 +222,16 @@ def main() -> None:
         "--attacker-nice", type=int, default=0,
         help="niceness of the attackers' process (stands in for attackers on other hosts)",
     )  # fmt: skip
+    ap.add_argument(
+        "--attackers", default=",".join(ATTACKS),
+        help=f"attacks to run, comma-separated, of {', '.join(ATTACKS)}; 'none': a control run "
+        "(the second phase as quiet as the first: the ratio's own noise)",
+    )  # fmt: skip
     ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    only = tuple(a for a in args.attackers.split(",") if a and a != "none")
+    if set(only) - set(ATTACKS):
+        ap.error(f"--attackers: unknown {sorted(set(only) - set(ATTACKS))}; known {ATTACKS}")
     if args.serve_bare:
         serve_bare(args.serve_bare, args.workers)
         return
@@ -241,7 +258,8 @@ def main() -> None:
         call = {"images": [ref], "views": [view], "name": "zoom_in",
                 "arguments": {"bbox_2d": [50, 50, 250, 250]}}  # fmt: skip
         if args.only_abuse:
-            abuse(base, sample, d, min(60, max(5, args.abuse)), server.pid, args.attacker_nice)
+            seconds = min(60, max(5, args.abuse))
+            abuse(base, sample, d, seconds, server.pid, args.attacker_nice, only)
             return
         tmp = Path(tempfile.mkdtemp())
         cases: list[tuple[str, str, int, str | None]] = [
@@ -279,7 +297,7 @@ def main() -> None:
         if args.soak:
             soak(base, sample, d, args.soak, server.pid)
         if args.abuse:
-            abuse(base, sample, d, min(60, args.abuse), server.pid, args.attacker_nice)
+            abuse(base, sample, d, min(60, args.abuse), server.pid, args.attacker_nice, only)
     finally:
         for p in (server, bare):
             p.terminate()
@@ -353,8 +371,14 @@ def _pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
 
 
-def _attackers(base: str, sample: object, stop: float, statuses: dict[str, dict[int, int]]) -> list:
-    """The resource attacks of issue 18, each a bounded loop in its own thread."""
+ATTACKS = ("finding", "head", "render", "uploads", "decodes")
+
+
+def _attackers(
+    base: str, sample: object, stop: float, statuses: dict[str, dict[int, int]],
+    only: tuple[str, ...] = ATTACKS,
+) -> list:  # fmt: skip
+    """The resource attacks of issue 18 named in ``only``, each a bounded loop in its own thread."""
     import io
 
     import numpy as np
@@ -417,13 +441,17 @@ def _attackers(base: str, sample: object, stop: float, statuses: dict[str, dict[
         uri = f"synthetic://v1?kind=xray&size=2048&seed={10_000 + k}&noise=1&decoys=0"
         return c.post("/v1/images/register", json={"ref": {"uri": uri}}).status_code
 
-    steps = {"huge finding URI": huge_finding, "20 MB header": huge_head,
-             "4096 px render": big_render, "uploads (half junk)": uploads,
-             "2048 px decodes": big_decodes}  # fmt: skip
-    return [loop(n, f) for n, f in steps.items()]
+    steps = {"huge finding URI": ("finding", huge_finding), "20 MB header": ("head", huge_head),
+             "4096 px render": ("render", big_render),
+             "uploads (half junk)": ("uploads", uploads),
+             "2048 px decodes": ("decodes", big_decodes)}  # fmt: skip
+    return [loop(n, f) for n, (key, f) in steps.items() if key in only]
 
 
-def _attack_process(base: str, sample: object, seconds: int, results: Any, nice: int = 0) -> None:
+def _attack_process(
+    base: str, sample: object, seconds: int, results: Any, nice: int = 0,
+    only: tuple[str, ...] = ATTACKS,
+) -> None:  # fmt: skip
     """Run every attacker for ``seconds`` (threads of this process); put their statuses.
 
     ``nice`` > 0 lowers this process's CPU priority: it stands in for attackers on other hosts,
@@ -432,7 +460,9 @@ def _attack_process(base: str, sample: object, seconds: int, results: Any, nice:
     if nice:
         os.nice(nice)
     statuses: dict[str, dict[int, int]] = {}
-    threads = _attackers(base, sample, time.monotonic() + seconds, statuses)
+    threads = _attackers(base, sample, time.monotonic() + seconds, statuses, only)
+    if not threads:  # a control run: the second phase alone, as quiet as the first
+        time.sleep(seconds)
     for t in threads:
         t.start()
     for t in threads:
@@ -441,7 +471,13 @@ def _attack_process(base: str, sample: object, seconds: int, results: Any, nice:
 
 
 def abuse(
-    base: str, sample: object, desc: dict, seconds: int, pid: int, attacker_nice: int = 0
+    base: str,
+    sample: object,
+    desc: dict,
+    seconds: int,
+    pid: int,
+    attacker_nice: int = 0,
+    only: tuple[str, ...] = ATTACKS,
 ) -> None:
     """The good client alone, then beside the attackers; p99 ratio, statuses, peak RSS."""
     import multiprocessing as mp
@@ -451,7 +487,7 @@ def abuse(
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     attackers = ctx.Process(
-        target=_attack_process, args=(base, sample, seconds, results, attacker_nice)
+        target=_attack_process, args=(base, sample, seconds, results, attacker_nice, only)
     )
     attackers.start()
     stop = time.monotonic() + seconds
@@ -481,7 +517,8 @@ def abuse(
         print(f"  {name:<22} {shown}")
         server_errors += sum(n for c, n in codes.items() if c >= 500 and c != 503)
     print(
-        f"5xx other than 503: {server_errors}; peak server RSS {max(peak):.0f} MB "
+        f"5xx other than 503: {server_errors}; peak server memory {max(peak):.0f} MB (PSS, all "
+        "its processes) "
         "(budgets: image cache 2 GiB, renders 256 MiB, upload store 1 GiB, all by default)"
     )
 
