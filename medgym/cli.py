@@ -135,9 +135,8 @@ def _demo_learning(
     except ImportError as e:
         console.print(f"[yellow]tiny model skipped: {e} (pip install 'medgym[hf]')[/yellow]")
         return
-    from medgym.learning.bench import LearningConfig, run_learning
+    from medgym.learning.bench import LearningConfig, run_learning, tiny_grpo_config
     from medgym.learning.cli import print_summary
-    from medgym.learning.grpo import GRPOConfig
 
     console.print(
         "2. The tiny agent: warm start on split A (labelled; cached after the first run), "
@@ -147,7 +146,8 @@ def _demo_learning(
         variants=("label-free",) if rl_steps > 0 else (), warm=warm,
         rl_samples=samples, eval_samples=samples, probe_samples=min(16, samples),
         probe_every=max(1, rl_steps // 3),
-        grpo=GRPOConfig(steps=max(1, rl_steps), seed=seed, **(grpo or {})), eval_n=2, seed=seed,
+        grpo=tiny_grpo_config(steps=max(1, rl_steps), seed=seed, **(grpo or {})), eval_n=2,
+        seed=seed,
     )  # fmt: skip
     results = run_learning(
         config, out / "learning", progress=True, cache=cache,

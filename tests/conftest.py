@@ -104,7 +104,9 @@ def format_warm_config(small_model: Any) -> Any:
     """Warm-start settings that teach the small model the format (16/16 answers at 52 s)."""
     from medgym.agents.tiny_vlm import WarmStartConfig
 
-    return WarmStartConfig(num_samples=32, max_steps=800, batch_size=4, lr=3e-3, model=small_model)
+    return WarmStartConfig(
+        num_samples=32, max_steps=800, batch_size=4, lr=3e-3, view_steps=0, model=small_model
+    )
 
 
 @pytest.fixture(scope="session")

@@ -74,10 +74,17 @@ def learning_command(
     steps: Annotated[int, typer.Option(help="GRPO steps per variant.")] = 40,
     prompts_per_step: Annotated[int, typer.Option(help="Samples (groups) per step.")] = 8,
     num_generations: Annotated[int, typer.Option(help="Rollouts per sample (G).")] = 4,
-    lr: Annotated[float, typer.Option(help="GRPO learning rate.")] = 3e-4,
+    lr: Annotated[float, typer.Option(help="GRPO learning rate.")] = 3e-5,
     beta: Annotated[
         float, typer.Option(help="KL weight to the warm start (0: no KL term, as TRL's default).")
     ] = 0.0,
+    freeze_vision: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-vision/--train-vision",
+            help="Train the language model only (default) or the vision tower too.",
+        ),
+    ] = True,
     rl_samples: Annotated[int, typer.Option(help="Size of split B (RL, labels removed).")] = 128,
     eval_samples: Annotated[int, typer.Option(help="Size of split C (evaluation).")] = 128,
     warm_steps: Annotated[int, typer.Option(help="Warm-start optimiser steps (split A).")] = 0,
@@ -85,8 +92,18 @@ def learning_command(
         int, typer.Option(help="Of the warm-start steps, how many train the answer alone first.")
     ] = 0,
     warm_view_steps: Annotated[
-        int, typer.Option(help="Of the warm-start steps, how many train on zoomed views alone.")
-    ] = 0,
+        int | None,
+        typer.Option(
+            help="Of the warm-start steps, how many train on zoomed views alone "
+            "(default: three eighths; 0: none)."
+        ),
+    ] = None,
+    warm_lr: Annotated[
+        float, typer.Option(help="Warm-start peak learning rate (0: WarmStartConfig's default).")
+    ] = 0.0,
+    warm_view_lr: Annotated[
+        float, typer.Option(help="Peak learning rate of the view stage (0: the default).")
+    ] = 0.0,
     task: Annotated[
         str, typer.Option(help="Tiny task: synthetic (2D zones) or synthetic3d (volumes).")
     ] = "synthetic",
@@ -94,8 +111,7 @@ def learning_command(
 ) -> None:
     """Train the tiny agent with label-free GRPO and its ablations; evaluate on held-out data."""
     from medgym.agents.tiny_vlm import WarmStartConfig
-    from medgym.learning.bench import VARIANTS, LearningConfig, run_learning
-    from medgym.learning.grpo import GRPOConfig
+    from medgym.learning.bench import VARIANTS, LearningConfig, run_learning, tiny_grpo_config
 
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
@@ -103,15 +119,21 @@ def learning_command(
     warm_options: dict = {
         "task": task, "answer_only_steps": warm_answer_steps, "view_steps": warm_view_steps,
     }  # fmt: skip
+    if warm_view_steps is None:
+        warm_options.pop("view_steps")
     if warm_steps:
         warm_options["max_steps"] = warm_steps
+    if warm_lr:
+        warm_options["lr"] = warm_lr
+    if warm_view_lr:
+        warm_options["view_lr"] = warm_view_lr
     warm = WarmStartConfig(**warm_options)
     config = LearningConfig(
         variants=names, task=task, warm=warm, rl_samples=rl_samples, eval_samples=eval_samples,
         probe_samples=min(32, eval_samples), seed=seed,
-        grpo=GRPOConfig(
+        grpo=tiny_grpo_config(
             steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
-            lr=lr, beta=beta, seed=seed,
+            lr=lr, beta=beta, freeze_vision=freeze_vision, seed=seed,
         ),
     )  # fmt: skip
     start = time.perf_counter()

@@ -57,6 +57,11 @@ class GRPOConfig:
         max_grad_norm: Gradient clipping norm.
         scale_rewards: Divide advantages by the group's reward std (GRPO); ``False``: Dr. GRPO.
         beta: Weight of the KL term to the starting model (0: none, no reference kept).
+        freeze_vision: Keep the vision tower (``model.visual``, merger included) as it is and
+            train the language model only, as verl's ``freeze_vision_tower`` does. RL's
+            gradient reaches the tower as noise, which AdamW turns into full-size steps: on
+            the tiny agent, 40 steps at lr 3e-5 took its perception from 0.70 to 0.60 with
+            the tower trained (``docs/learning.md``).
         penalty_weight: Scale of the session penalties (applied to ``SessionConfig.penalties``
             by whoever builds the session config, as ``medgym learning`` does).
         seed: Seed of the sample order and of sampling.
@@ -72,6 +77,7 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     scale_rewards: bool = True
     beta: float = 0.0
+    freeze_vision: bool = False
     penalty_weight: float = 1.0
     seed: int = 0
 
@@ -88,6 +94,22 @@ class GRPOConfig:
                 f"lr, temperature and max_grad_norm must be > 0; got {self.lr}, "
                 f"{self.temperature}, {self.max_grad_norm}"
             )
+
+
+def _vision_tower(model: Any) -> Any:
+    """The model's vision tower (``visual``, on the model or its inner ``model``).
+
+    Raises:
+        ConfigError: The model has none.
+    """
+    for owner in (model, getattr(model, "model", None)):
+        tower = getattr(owner, "visual", None)
+        if tower is not None:
+            return tower
+    raise ConfigError(
+        f"freeze_vision: {type(model).__name__} has no vision tower (`visual`); "
+        "set freeze_vision=False"
+    )
 
 
 def group_advantages(rewards: Sequence[float], group_size: int, *, scale: bool) -> list[float]:
@@ -158,7 +180,10 @@ class LockstepGRPO:
         self.callback = callback
         self.model = policy.model
         self.processor = policy.processor
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        if cfg.freeze_vision:
+            _vision_tower(self.model).requires_grad_(False)
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=0.0)
         self.reference = _frozen_copy(self.model) if cfg.beta > 0 else None
         self._order = torch.Generator().manual_seed(cfg.seed)
         self._queue: list[int] = []

@@ -135,3 +135,42 @@ def test_the_kl_guard_holds_the_policy_near_its_start(format_warm_dir) -> None:
     assert all(r["live_fraction"] == 1.0 for r in guarded)  # every episode carries the KL term
     assert guarded[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # on-policy start: KL is zero
     assert all(r["kl"] >= 0.0 for r in guarded) and guarded[-1]["kl"] > 0.0
+
+
+def test_freeze_vision_trains_the_language_model_only(format_warm_dir) -> None:
+    import torch
+
+    from medgym.agents.hf_policy import HFPolicy
+    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
+    from medgym.data import load
+    from medgym.envs.config import SessionConfig
+    from medgym.integrations.trl.rewards import SessionGroupReward
+    from medgym.learning.bench import strip_labels
+    from medgym.learning.grpo import LockstepGRPO
+
+    samples = strip_labels(load("synthetic", split="validate", num_samples=4, **TINY_TASK))
+    policy = HFPolicy.from_pretrained(str(format_warm_dir), seed=0)
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    trainer = LockstepGRPO(
+        policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
+        profile=policy.profile,
+        reward=SessionGroupReward(num_generations=2, reward="label_free",
+                                  reward_options={"embedder": "hashing"}),
+        config=GRPOConfig(steps=2, prompts_per_step=2, num_generations=2, lr=3e-3, beta=0.5,
+                          freeze_vision=True),
+    )  # fmt: skip
+    trainer.train()  # beta > 0: every episode is in the loss, so the step moves something
+    moved = {n for n, p in policy.model.named_parameters() if not torch.equal(p, before[n])}
+    vision = {n for n in before if ".visual." in n or n.startswith("visual.")}
+    assert vision, "the tiny model's vision tower was not found by name"
+    assert not moved & vision
+    assert moved - vision, "the language model did not train"
+
+
+def test_freeze_vision_needs_a_vision_tower() -> None:
+    import torch
+
+    from medgym.learning.grpo import _vision_tower
+
+    with pytest.raises(ConfigError, match="no vision tower"):
+        _vision_tower(torch.nn.Linear(2, 2))

@@ -61,7 +61,9 @@ class WarmStartConfig:
         max_steps: Optimiser steps: the budget of the warm start (reproducible on any machine).
         max_seconds: Optional wall-clock cap on top of ``max_steps``. Where it binds, the model
             depends on machine speed and load; leave it ``None`` for reproducible runs.
-        lr: Peak AdamW learning rate (linear warm-up over the first 5% of steps, cosine decay).
+        lr: Peak AdamW learning rate of the episodes (linear warm-up over the first 5% of
+            their steps, cosine decay). Above ~1e-3 the tiny model learns the format and stops
+            reading the image (``docs/learning.md``).
         batch_size: Episodes per optimiser step (padded on the right).
         answer_weight: Weight of the answer's tokens (between ``<answer>`` and ``</answer>``)
             in the loss, relative to the other reply tokens. The answer is a token or two of a
@@ -70,7 +72,15 @@ class WarmStartConfig:
             alone (a perception stage: the same episodes, the loss only where the label is
             read off the pixels), the rest on every reply token.
         view_steps: The first this many steps train on the teacher's zoomed views alone, with
-            the question and the answer (:func:`single_view_examples`), before any episode.
+            the question and the answer (:func:`single_view_examples`), before any episode
+            (``None``: three eighths of ``max_steps``, 300 of the default 800; 0: no stage).
+            The stage has its own schedule (warm-up and cosine decay over its steps) and peak
+            learning rate ``view_lr``; the episodes then restart the schedule at ``lr``.
+            Perception is learned here: without the stage, the episodes' answers stay at
+            chance whatever the learning rate.
+        view_lr: Peak learning rate of the view stage (``None``: ``lr``). Perception needs a
+            low one: at 2e-3 the tiny model's answer stops depending on the image within tens
+            of steps (``docs/learning.md``), at 2e-4 it reads the zoomed views to 95%.
         no_tool_episodes: Also train on each sample's episode without tools (answering from
             the first view, where the tiny task's answer cannot be seen). ``False``: episodes
             with tools only.
@@ -82,13 +92,14 @@ class WarmStartConfig:
 
     num_samples: int = 384
     seed: int = 0
-    max_steps: int = 500
+    max_steps: int = 800
     max_seconds: float | None = None
-    lr: float = 2e-3
+    lr: float = 5e-4
     batch_size: int = 8
     answer_weight: float = 1.0
     answer_only_steps: int = 0
-    view_steps: int = 0
+    view_steps: int | None = None
+    view_lr: float | None = 2e-4
     no_tool_episodes: bool = True
     split: str = "train"
     task: str = "synthetic"
@@ -102,7 +113,7 @@ class WarmStartConfig:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1; got {self.max_steps}")
-        if not 0 <= self.view_steps < self.max_steps:
+        if not 0 <= self.view_stage_steps < self.max_steps:
             raise ConfigError(
                 f"view_steps must be in [0, max_steps); got {self.view_steps} of {self.max_steps}"
             )
@@ -117,6 +128,13 @@ class WarmStartConfig:
             raise ConfigError(f"batch_size must be >= 1; got {self.batch_size}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0; got {self.lr}")
+        if self.view_lr is not None and not self.view_lr > 0:
+            raise ConfigError(f"view_lr must be > 0 or None; got {self.view_lr}")
+
+    @property
+    def view_stage_steps(self) -> int:
+        """Steps of the view stage: ``view_steps``, or three eighths of ``max_steps``."""
+        return self.view_steps if self.view_steps is not None else 3 * self.max_steps // 8
 
     def key(self) -> str:
         """Short hash of every setting (and of the task and format version)."""
@@ -126,8 +144,11 @@ class WarmStartConfig:
             d.pop("answer_only_steps")
         if self.no_tool_episodes:
             d.pop("no_tool_episodes")
-        if not self.view_steps:
+        d["view_steps"] = self.view_stage_steps
+        if not self.view_stage_steps:
             d.pop("view_steps")
+        if self.view_lr is None or not self.view_stage_steps:
+            d.pop("view_lr")
         d["version"] = _VERSION
         d["task"] = task.load
         d["session"] = task.session
@@ -308,6 +329,14 @@ def _loss(
     return (ce * w).sum() / w.sum().clamp_min(1.0)
 
 
+def _stage_lr(cfg: WarmStartConfig, step: int) -> float:
+    """Learning rate at ``step``: the view stage's schedule, then the episodes' own."""
+    views = cfg.view_stage_steps
+    if step < views:
+        return (cfg.view_lr or cfg.lr) * _lr_factor(step, views)
+    return cfg.lr * _lr_factor(step - views, cfg.max_steps - views)
+
+
 def _lr_factor(step: int, total: int) -> float:
     """Linear warm-up over the first 5% of ``total`` steps, then cosine decay to 10%."""
     warm = max(1, total // 20)
@@ -382,7 +411,7 @@ def warm_start(
     torch.manual_seed(cfg.seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _lr_factor(k, cfg.max_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _stage_lr(cfg, k) / cfg.lr)
     order = torch.Generator().manual_seed(cfg.seed)
     train_start, step, losses = time.perf_counter(), 0, []
     pad_id = processor.tokenizer.pad_token_id
@@ -390,7 +419,7 @@ def warm_start(
     answer_ids = (tok.convert_tokens_to_ids("<answer>"), tok.convert_tokens_to_ids("</answer>"))
     timed_out = False
     views: list[dict[str, Any]] = []
-    if cfg.view_steps:
+    if cfg.view_stage_steps:
         views = _single_views(processor, sessions)
         if not views:
             raise ConfigError(f"view_steps needs zoomed teacher views; task {cfg.task} has none")
@@ -405,8 +434,8 @@ def warm_start(
     with _progress(cfg.max_steps, progress) as bar:
         while step < cfg.max_steps and not timed_out:
             # stages in order: zoomed views alone, then episodes (answer only, then all)
-            batch = next(view_batches if step < cfg.view_steps else episode_batches)
-            stage = cfg.view_steps <= step < cfg.view_steps + cfg.answer_only_steps
+            batch = next(view_batches if step < cfg.view_stage_steps else episode_batches)
+            stage = cfg.view_stage_steps <= step < cfg.view_stage_steps + cfg.answer_only_steps
             loss = _loss(model, batch, answer_ids, cfg.answer_weight, answer_only=stage)
             opt.zero_grad()
             loss.backward()
@@ -425,6 +454,7 @@ def warm_start(
     record = {
         "config": asdict(cfg),
         "steps": step,
+        "view_steps": cfg.view_stage_steps,
         "seconds": round(time.perf_counter() - start, 2),
         "train_seconds": round(time.perf_counter() - train_start, 2),
         "stopped_by": "max_seconds" if timed_out else "max_steps",

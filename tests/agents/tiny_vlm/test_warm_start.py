@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 def test_warm_start_learns_and_is_cached(warm_dir) -> None:
     record = json.loads((warm_dir / "warm_start.json").read_text())
     assert record["steps"] >= 1
+    assert record["view_steps"] == 40 * 3 // 8  # the default view stage ran first
     assert record["final_loss"] < record["first_loss"]
     # same settings again: the cached folder comes back without training
     cfg = WarmStartConfig(
@@ -160,3 +161,34 @@ def test_view_steps_must_leave_room_and_key_the_cache() -> None:
     with pytest.raises(ConfigError, match=r"view_steps must be in \[0, max_steps\)"):
         WarmStartConfig(max_steps=50, view_steps=50)
     assert WarmStartConfig(view_steps=100).key() != WarmStartConfig().key()
+
+
+def test_view_lr_keys_the_cache_and_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="view_lr must be > 0"):
+        WarmStartConfig(view_steps=10, view_lr=0.0)
+    base = WarmStartConfig(view_steps=100)
+    assert WarmStartConfig(view_steps=100, view_lr=1e-4).key() != base.key()
+    # without a view stage its learning rate changes nothing, and the key says so
+    assert WarmStartConfig(view_steps=0, view_lr=1e-4).key() == WarmStartConfig(view_steps=0).key()
+
+
+def test_the_default_view_stage_is_three_eighths_of_the_steps() -> None:
+    assert WarmStartConfig().view_stage_steps == 300
+    assert WarmStartConfig(max_steps=40).view_stage_steps == 15
+    assert WarmStartConfig(max_steps=40, view_steps=0).view_stage_steps == 0
+    # the resolved stage is what the key holds: spelling the default out keeps the cache
+    assert WarmStartConfig(view_steps=300).key() == WarmStartConfig().key()
+
+
+def test_view_stage_has_its_own_schedule_then_episodes_restart_at_lr() -> None:
+    from medgym.agents.tiny_vlm.warm_start import _stage_lr
+
+    cfg = WarmStartConfig(max_steps=400, view_steps=100, view_lr=1e-4, lr=1e-3)
+    view = [_stage_lr(cfg, k) for k in range(100)]
+    episodes = [_stage_lr(cfg, k) for k in range(100, 400)]
+    assert max(view) == pytest.approx(1e-4)  # the view stage peaks at view_lr
+    assert view[-1] < 0.2e-4  # and decays before the episodes
+    assert episodes[0] < 1e-4  # the episodes warm up again
+    assert max(episodes) == pytest.approx(1e-3)
+    plain = WarmStartConfig(max_steps=400, lr=1e-3)
+    assert max(_stage_lr(plain, k) for k in range(400)) == pytest.approx(1e-3)
