@@ -112,7 +112,7 @@ class MedGymArguments:
         },
     )
     warm_start_steps: int = field(
-        default=500, metadata={"help": "Warm start optimiser steps (tiny model)."}
+        default=800, metadata={"help": "Warm start optimiser steps (tiny model)."}
     )
     metrics_file: str = field(
         default="medgym_metrics.jsonl", metadata={"help": "JSONL under output_dir."}
