@@ -4,7 +4,9 @@ A randomly initialised model never writes a tool call, and a group whose rollout
 same has zero advantage. A short supervised fine-tune on teacher episodes of the tiny task's
 training split (zoom on the region the question names, then answer with the label) plays the role
 of pre-training: the tiny model then writes well-formed tool calls and answers whose correctness
-varies between rollouts. It is bounded by optimiser steps, not by time, so the same settings give
+varies between rollouts. It runs in two stages: the teacher's zoomed views alone at a low
+learning rate (where the model learns to see; at the rate the format needs it does not), then
+whole episodes. It is bounded by optimiser steps, not by time, so the same settings give
 the same model on any machine. The result is cached on disk under ``MEDGYM_CACHE_DIR`` (default
 ``~/.cache/medgym``), keyed by every setting that changes it.
 """
