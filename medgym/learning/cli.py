@@ -116,11 +116,9 @@ def learning_command(
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
     names = tuple(v.strip() for v in variants.split(",") if v.strip()) or tuple(VARIANTS)
-    warm_options: dict = {
-        "task": task, "answer_only_steps": warm_answer_steps, "view_steps": warm_view_steps,
-    }  # fmt: skip
-    if warm_view_steps is None:
-        warm_options.pop("view_steps")
+    warm_options: dict = {"task": task, "answer_only_steps": warm_answer_steps}
+    if warm_view_steps is not None:
+        warm_options["view_steps"] = warm_view_steps
     if warm_steps:
         warm_options["max_steps"] = warm_steps
     if warm_lr:

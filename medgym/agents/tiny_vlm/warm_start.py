@@ -421,7 +421,8 @@ def warm_start(
     answer_ids = (tok.convert_tokens_to_ids("<answer>"), tok.convert_tokens_to_ids("</answer>"))
     timed_out = False
     views: list[dict[str, Any]] = []
-    if cfg.view_stage_steps:
+    view_steps = cfg.view_stage_steps
+    if view_steps:
         views = _single_views(processor, sessions)
         if not views:
             raise ConfigError(f"view_steps needs zoomed teacher views; task {cfg.task} has none")
@@ -436,8 +437,8 @@ def warm_start(
     with _progress(cfg.max_steps, progress) as bar:
         while step < cfg.max_steps and not timed_out:
             # stages in order: zoomed views alone, then episodes (answer only, then all)
-            batch = next(view_batches if step < cfg.view_stage_steps else episode_batches)
-            stage = cfg.view_stage_steps <= step < cfg.view_stage_steps + cfg.answer_only_steps
+            batch = next(view_batches if step < view_steps else episode_batches)
+            stage = view_steps <= step < view_steps + cfg.answer_only_steps
             loss = _loss(model, batch, answer_ids, cfg.answer_weight, answer_only=stage)
             opt.zero_grad()
             loss.backward()
@@ -456,7 +457,7 @@ def warm_start(
     record = {
         "config": asdict(cfg),
         "steps": step,
-        "view_steps": cfg.view_stage_steps,
+        "view_steps": view_steps,
         "seconds": round(time.perf_counter() - start, 2),
         "train_seconds": round(time.perf_counter() - train_start, 2),
         "stopped_by": "max_seconds" if timed_out else "max_steps",
