@@ -5,8 +5,12 @@ One step draws ``prompts_per_step`` samples, runs ``num_generations`` episodes o
 ``generate`` call), scores each group with :class:`SessionGroupReward` (the scoring TRL's
 integration uses: group reward minus session penalties), turns the rewards into group-relative
 advantages and takes one policy-gradient step on the assistant tokens of every episode. The
-update is on-policy with one optimisation pass per batch, so the clipped PPO ratio is 1 and
-the loss reduces to ``-A * mean log p(assistant tokens)`` (GRPO with ``num_iterations=1``).
+update is on-policy with one optimisation pass per batch by default, so the clipped PPO ratio
+is 1 and the loss reduces to ``-A * mean log p(assistant tokens)`` (GRPO with
+``num_iterations=1``). ``num_iterations > 1`` is GRPO's ``mu`` (verl's ``ppo_epochs``): more
+passes over the same rollouts, each after the first on PPO's clipped surrogate
+``min(r A, clip(r, 1 - eps, 1 + eps) A)`` with ``r`` the ratio of the current to the sampling
+policy's token probability, so a batch moves the policy further without leaving the trust region.
 With ``beta > 0`` a frozen copy of the starting model is the reference and every episode adds
 ``beta`` times its mean per-token KL estimate to it (the ``k3`` estimator of GRPO and TRL,
 ``exp(r - p) - (r - p) - 1`` for log-probabilities ``p`` and ``r``): the guard that keeps a weak
@@ -35,7 +39,7 @@ from medgym.envs.profiles import ModelProfile
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
 
-__all__ = ["GRPOConfig", "LockstepGRPO", "group_advantages"]
+__all__ = ["GRPOConfig", "LockstepGRPO", "clipped_surrogate", "group_advantages"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,9 @@ class GRPOConfig:
             gradient reaches the tower as noise, which AdamW turns into full-size steps: on
             the tiny agent, 40 steps at lr 3e-5 took its perception from 0.70 to 0.60 with
             the tower trained (``docs/learning.md``).
+        num_iterations: Optimisation passes over each step's rollouts (GRPO's ``mu``); passes
+            after the first use the clipped surrogate.
+        epsilon: Clip range of the importance ratio on passes after the first.
         penalty_weight: Scale of the session penalties (applied to ``SessionConfig.penalties``
             by whoever builds the session config, as ``medgym learning`` does).
         seed: Seed of the sample order and of sampling.
@@ -78,17 +85,21 @@ class GRPOConfig:
     scale_rewards: bool = True
     beta: float = 0.0
     freeze_vision: bool = False
+    num_iterations: int = 1
+    epsilon: float = 0.2
     penalty_weight: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "prompts_per_step", "minibatch", "max_new_tokens"):
+        for name in ("steps", "prompts_per_step", "minibatch", "max_new_tokens", "num_iterations"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.num_generations < 2:
             raise ConfigError(f"GRPO needs num_generations >= 2; got {self.num_generations}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
             raise ConfigError(f"beta must be a finite number >= 0; got {self.beta}")
+        if not 0 < self.epsilon < 1:
+            raise ConfigError(f"epsilon (the PPO clip range) must be in (0, 1); got {self.epsilon}")
         if not (self.lr > 0 and self.temperature > 0 and self.max_grad_norm > 0):
             raise ConfigError(
                 f"lr, temperature and max_grad_norm must be > 0; got {self.lr}, "
@@ -212,30 +223,43 @@ class LockstepGRPO:
         per_sample = asyncio.run(runner.run_sessions(samples, self.policy))
         return [s for chunk in per_sample for s in chunk]
 
-    def _loss_pass(
-        self, sessions: Sequence[EpisodeSession], advantages: Sequence[float]
-    ) -> tuple[float, float]:
-        """Accumulate ``-A * mean log p`` (+ ``beta * mean KL``) over the assistant tokens.
-
-        Returns:
-            ``(summed loss, summed per-episode mean KL)`` of the chunk (KL 0 when ``beta`` is).
-        """
-        import torch
-
+    def _encode(self, sessions: Sequence[EpisodeSession]) -> tuple[dict[str, Any], Any, Any]:
+        """One padded batch of ``sessions``: model inputs, next-token targets, their mask."""
         from medgym.agents.tiny_vlm.warm_start import collate, encode_episode
 
         pad_id = self.processor.tokenizer.pad_token_id
-        examples = [encode_episode(self.processor, s) for s in sessions]
-        batch = collate(examples, pad_id)
-        labels = batch.pop("labels")
-        targets = labels[:, 1:]
-        mask = targets != -100
+        batch = collate([encode_episode(self.processor, s) for s in sessions], pad_id)
+        targets = batch.pop("labels")[:, 1:]
+        return batch, targets, targets != -100
+
+    def _loss_pass(
+        self,
+        encoded: tuple[dict[str, Any], Any, Any],
+        advantages: Sequence[float],
+        old_logp: Any = None,
+    ) -> tuple[float, float, float]:
+        """Accumulate the policy loss (+ ``beta * mean KL``) over the assistant tokens.
+
+        Without ``old_logp`` (the first pass, on-policy) the loss is ``-A * mean log p``; with
+        it, PPO's clipped surrogate ``-mean min(r A, clip(r, 1 - eps, 1 + eps) A)``.
+
+        Returns:
+            ``(summed loss, summed per-episode mean KL, clipped tokens)`` of the chunk (KL 0
+            when ``beta`` is).
+        """
+        import torch
+
+        batch, targets, mask = encoded
         logp = _token_logp(self.model(**batch).logits, targets)
         count = mask.sum(-1).clamp(min=1)
-        seq_logp = (logp * mask).sum(-1) / count
-        adv = torch.tensor(advantages, dtype=seq_logp.dtype)
+        adv = torch.tensor(advantages, dtype=logp.dtype)
+        clipped = 0.0
+        if old_logp is None:
+            seq_obj = (logp * mask).sum(-1) / count * adv
+        else:
+            seq_obj, clipped = clipped_surrogate(logp, old_logp, adv, mask, self.config.epsilon)
         n = self.config.prompts_per_step * self.config.num_generations
-        loss = -(adv * seq_logp).sum() / n
+        loss = -seq_obj.sum() / n
         kl_sum = 0.0
         if self.reference is not None:
             with torch.no_grad():
@@ -245,7 +269,15 @@ class LockstepGRPO:
             loss = loss + self.config.beta * seq_kl.sum() / n
             kl_sum = float(seq_kl.detach().sum())
         loss.backward()
-        return float(loss.detach()), kl_sum
+        return float(loss.detach()), kl_sum, clipped
+
+    def _sampling_logp(self, encoded: tuple[dict[str, Any], Any, Any]) -> Any:
+        """Token log-probabilities of the policy that sampled the rollouts (no gradient)."""
+        import torch
+
+        batch, targets, _ = encoded
+        with torch.no_grad():
+            return _token_logp(self.model(**batch).logits, targets)
 
     def step(self, index: int) -> dict[str, Any]:
         """One GRPO step; returns its metrics record (the reward's record plus timings)."""
@@ -257,32 +289,44 @@ class LockstepGRPO:
         t1 = time.perf_counter()
         rewards, record = self.reward.score(sessions)
         advantages = group_advantages(rewards, cfg.num_generations, scale=cfg.scale_rewards)
-        self.model.train()
-        self.optimizer.zero_grad()
-        loss, kl = 0.0, 0.0
         # an episode with no advantage moves nothing, unless the KL term pulls it back
         live = [
             (s, a)
             for s, a in zip(sessions, advantages, strict=True)
             if a != 0.0 or self.reference is not None
         ]
-        for i in range(0, len(live), cfg.minibatch):
-            chunk = live[i : i + cfg.minibatch]
-            chunk_loss, chunk_kl = self._loss_pass([s for s, _ in chunk], [a for _, a in chunk])
-            loss, kl = loss + chunk_loss, kl + chunk_kl
-        grad_norm = 0.0
-        if live:
+        chunks = [live[i : i + cfg.minibatch] for i in range(0, len(live), cfg.minibatch)]
+        encoded = [self._encode([s for s, _ in chunk]) for chunk in chunks]
+        old = [None] * len(chunks)
+        if cfg.num_iterations > 1:  # the sampling policy's probabilities, before any update
+            self.model.train()
+            old = [self._sampling_logp(e) for e in encoded]
+        loss, kl, clipped, grad_norm = 0.0, 0.0, 0.0, 0.0
+        self.model.train()
+        for it in range(cfg.num_iterations if live else 0):
+            self.optimizer.zero_grad()
+            for chunk, enc, old_logp in zip(chunks, encoded, old, strict=True):
+                c_loss, c_kl, c_clipped = self._loss_pass(
+                    enc, [a for _, a in chunk], old_logp if it else None
+                )
+                clipped += c_clipped
+                if it == 0:
+                    loss, kl = loss + c_loss, kl + c_kl
             grad_norm = float(
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             )
             self.optimizer.step()
         self.model.eval()
+        tokens = sum(float(e[2].sum()) for e in encoded)
         record.update(
             step=index,
             loss=loss,
             kl=kl / len(sessions),
             grad_norm=grad_norm,
             live_fraction=len(live) / len(sessions),
+            clip_fraction=clipped / (tokens * (cfg.num_iterations - 1))
+            if tokens and cfg.num_iterations > 1
+            else 0.0,
             completion_tokens=sum(len(t.token_ids or ()) for s in sessions for t in s.turns)
             / len(sessions),
             rollout_seconds=t1 - t0,
@@ -304,6 +348,30 @@ class LockstepGRPO:
                 self.history.append(record)
                 advance(record)
         return self.history
+
+
+def clipped_surrogate(
+    logp: Any, old_logp: Any, advantages: Any, mask: Any, epsilon: float
+) -> tuple[Any, float]:
+    """PPO's clipped objective per sequence: mean over its tokens of ``min(r A, clip(r) A)``.
+
+    Args:
+        logp: ``(batch, tokens)`` log-probabilities under the policy being trained.
+        old_logp: The same under the policy that sampled the rollouts (no gradient).
+        advantages: ``(batch,)`` advantage of each sequence.
+        mask: ``(batch, tokens)``, true on the tokens that count.
+        epsilon: Clip range: ``r`` is held in ``[1 - epsilon, 1 + epsilon]``.
+
+    Returns:
+        ``(per-sequence objective (to maximise), number of clipped tokens)``. At ``r = 1``
+        its gradient is ``A * grad log p``: the first, on-policy pass's.
+    """
+    ratio = (logp - old_logp).exp()
+    a = advantages.unsqueeze(-1)
+    token_obj = (ratio * a).minimum(ratio.clamp(1 - epsilon, 1 + epsilon) * a)
+    count = mask.sum(-1).clamp(min=1)
+    clipped = float((((ratio - 1).abs() > epsilon) & mask).sum())
+    return (token_obj * mask).sum(-1) / count, clipped
 
 
 def _token_logp(logits: Any, targets: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medgym.errors import ConfigError
-from medgym.learning.grpo import GRPOConfig, group_advantages
+from medgym.learning.grpo import GRPOConfig, clipped_surrogate, group_advantages
 
 
 def test_advantages_are_group_relative() -> None:
@@ -29,8 +29,12 @@ def test_advantages_need_whole_groups() -> None:
         ({"minibatch": 0}, "minibatch"),
         ({"beta": -0.1}, "beta must be a finite number >= 0"),
         ({"beta": float("inf")}, "beta must be a finite number >= 0"),
+        ({"num_iterations": 0}, "num_iterations must be >= 1"),
+        ({"epsilon": 0.0}, r"epsilon \(the PPO clip range\) must be in \(0, 1\)"),
+        ({"epsilon": 1.5}, "got 1.5"),
     ],
-    ids=["one-generation", "no-steps", "zero-lr", "no-minibatch", "negative-beta", "inf-beta"],
+    ids=["one-generation", "no-steps", "zero-lr", "no-minibatch", "negative-beta", "inf-beta",
+         "no-iterations", "zero-epsilon", "big-epsilon"],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -174,3 +178,64 @@ def test_freeze_vision_needs_a_vision_tower() -> None:
 
     with pytest.raises(ConfigError, match="no vision tower"):
         _vision_tower(torch.nn.Linear(2, 2))
+
+
+def test_clipped_surrogate_is_the_policy_gradient_on_policy_and_stops_outside_the_clip() -> None:
+    import torch
+
+    mask = torch.tensor([[True, True, False]])
+    # on-policy (r = 1): the gradient is A * grad log p, averaged over the unmasked tokens
+    logp = torch.tensor([[-1.0, -2.0, -3.0]], requires_grad=True)
+    obj, clipped = clipped_surrogate(logp, logp.detach(), torch.tensor([2.0]), mask, 0.2)
+    obj.sum().backward()
+    assert obj.item() == pytest.approx(2.0) and clipped == 0.0
+    assert logp.grad[0].tolist() == pytest.approx([1.0, 1.0, 0.0])
+    # r = e^0.5 > 1 + eps with A > 0: held at 1 + eps, no gradient; with A < 0 it still pushes
+    old = torch.tensor([[-1.0, -2.0, -3.0]])
+    for adv, grad_zero in ((1.0, True), (-1.0, False)):
+        logp = (old + 0.5).requires_grad_(True)
+        obj, clipped = clipped_surrogate(logp, old, torch.tensor([adv]), mask, 0.2)
+        obj.sum().backward()
+        assert clipped == 2.0  # both unmasked tokens are outside [0.8, 1.2]
+        assert (logp.grad[0, :2].abs().sum().item() == 0.0) is grad_zero
+        if adv > 0:
+            assert obj.item() == pytest.approx(1.2)
+
+
+def test_more_iterations_move_the_policy_further_within_the_clip(format_warm_dir) -> None:
+    """num_iterations > 1: more passes over the same rollouts, the clipped share logged."""
+    import torch
+
+    from medgym.agents.hf_policy import HFPolicy
+    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
+    from medgym.data import load
+    from medgym.envs.config import SessionConfig
+    from medgym.integrations.trl.rewards import SessionGroupReward
+    from medgym.learning.bench import strip_labels
+    from medgym.learning.grpo import LockstepGRPO
+
+    samples = strip_labels(load("synthetic", split="validate", num_samples=4, **TINY_TASK))
+
+    def run(iterations: int) -> tuple[float, list[dict]]:
+        policy = HFPolicy.from_pretrained(str(format_warm_dir), seed=0)
+        start = [p.detach().clone() for p in policy.model.parameters()]
+        trainer = LockstepGRPO(
+            policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
+            profile=policy.profile,
+            reward=SessionGroupReward(num_generations=2, reward="label_free",
+                                      reward_options={"embedder": "hashing"}),
+            config=GRPOConfig(steps=1, prompts_per_step=2, num_generations=2, lr=3e-3,
+                              beta=0.1, num_iterations=iterations),
+        )  # fmt: skip
+        history = trainer.train()
+        moved = sum(
+            float((p.detach() - p0).norm()) for p, p0 in zip(policy.model.parameters(), start)
+        )
+        return moved, history
+
+    one, h1 = run(1)
+    three, h3 = run(3)
+    assert h1[0]["clip_fraction"] == 0.0
+    assert 0.0 < h3[0]["clip_fraction"] <= 1.0  # lr 3e-3 leaves the trust region
+    assert h3[0]["loss"] == pytest.approx(h1[0]["loss"], rel=1e-4)  # the same first pass
+    assert three > 1.5 * one
