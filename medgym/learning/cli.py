@@ -78,6 +78,13 @@ def learning_command(
     beta: Annotated[
         float, typer.Option(help="KL weight to the warm start (0: no KL term, as TRL's default).")
     ] = 0.0,
+    num_iterations: Annotated[
+        int,
+        typer.Option(
+            help="Optimisation passes over each step's rollouts (GRPO's mu; passes after the "
+            "first use PPO's clipped surrogate)."
+        ),
+    ] = 1,
     freeze_vision: Annotated[
         bool,
         typer.Option(
@@ -131,7 +138,8 @@ def learning_command(
         probe_samples=min(32, eval_samples), seed=seed,
         grpo=tiny_grpo_config(
             steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
-            lr=lr, beta=beta, freeze_vision=freeze_vision, seed=seed,
+            lr=lr, beta=beta, num_iterations=num_iterations, freeze_vision=freeze_vision,
+            seed=seed,
         ),
     )  # fmt: skip
     start = time.perf_counter()

@@ -31,7 +31,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from medgym.core.sample import Sample
 from medgym.envs.config import SessionConfig
@@ -39,7 +39,13 @@ from medgym.envs.profiles import ModelProfile
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
 
-__all__ = ["GRPOConfig", "LockstepGRPO", "clipped_surrogate", "group_advantages"]
+__all__ = [
+    "GRPOConfig",
+    "LockstepGRPO",
+    "clipped_surrogate",
+    "group_advantages",
+    "token_mean",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +75,12 @@ class GRPOConfig:
         num_iterations: Optimisation passes over each step's rollouts (GRPO's ``mu``); passes
             after the first use the clipped surrogate.
         epsilon: Clip range of the importance ratio on passes after the first.
+        loss_type: How token terms become the loss, with TRL's names: ``"grpo"``, the mean
+            over each episode's tokens, then over episodes; ``"dapo"``, the sum over all
+            tokens over the step's generated tokens. Within a group the episodes share the
+            prompt, so under ``"dapo"`` a shared prefix of their replies gets no net gradient
+            (advantages sum to zero); under ``"grpo"`` it does unless their lengths are equal
+            (the length bias of Dr. GRPO and DAPO).
         penalty_weight: Scale of the session penalties (applied to ``SessionConfig.penalties``
             by whoever builds the session config, as ``medgym learning`` does).
         seed: Seed of the sample order and of sampling.
@@ -87,6 +99,7 @@ class GRPOConfig:
     freeze_vision: bool = False
     num_iterations: int = 1
     epsilon: float = 0.2
+    loss_type: Literal["grpo", "dapo"] = "grpo"
     penalty_weight: float = 1.0
     seed: int = 0
 
@@ -98,6 +111,8 @@ class GRPOConfig:
             raise ConfigError(f"GRPO needs num_generations >= 2; got {self.num_generations}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
             raise ConfigError(f"beta must be a finite number >= 0; got {self.beta}")
+        if self.loss_type not in ("grpo", "dapo"):
+            raise ConfigError(f"loss_type must be 'grpo' or 'dapo'; got {self.loss_type!r}")
         if not 0 < self.epsilon < 1:
             raise ConfigError(f"epsilon (the PPO clip range) must be in (0, 1); got {self.epsilon}")
         if not (self.lr > 0 and self.temperature > 0 and self.max_grad_norm > 0):
@@ -236,12 +251,15 @@ class LockstepGRPO:
         self,
         encoded: tuple[dict[str, Any], Any, Any],
         advantages: Sequence[float],
-        old_logp: Any = None,
+        old_logp: Any,
+        step_tokens: float,
     ) -> tuple[float, float, float]:
-        """Accumulate the policy loss (+ ``beta * mean KL``) over the assistant tokens.
+        """Accumulate the policy loss (+ ``beta`` times the KL) over the assistant tokens.
 
-        Without ``old_logp`` (the first pass, on-policy) the loss is ``-A * mean log p``; with
-        it, PPO's clipped surrogate ``-mean min(r A, clip(r, 1 - eps, 1 + eps) A)``.
+        Per token the objective is ``A * log p`` on the first, on-policy pass (``old_logp``
+        None) and PPO's ``min(r A, clip(r, 1 - eps, 1 + eps) A)`` on later ones; it is
+        averaged per episode then over the step's episodes (``loss_type="grpo"``) or summed
+        over tokens and divided by the step's generated tokens (``"dapo"``).
 
         Returns:
             ``(summed loss, summed per-episode mean KL, clipped tokens)`` of the chunk (KL 0
@@ -251,25 +269,29 @@ class LockstepGRPO:
 
         batch, targets, mask = encoded
         logp = _token_logp(self.model(**batch).logits, targets)
-        count = mask.sum(-1).clamp(min=1)
         adv = torch.tensor(advantages, dtype=logp.dtype)
         clipped = 0.0
         if old_logp is None:
-            seq_obj = (logp * mask).sum(-1) / count * adv
+            token_obj = logp * adv.unsqueeze(-1)
         else:
-            seq_obj, clipped = clipped_surrogate(logp, old_logp, adv, mask, self.config.epsilon)
-        n = self.config.prompts_per_step * self.config.num_generations
-        loss = -seq_obj.sum() / n
+            token_obj, clipped = clipped_surrogate(logp, old_logp, adv, mask, self.config.epsilon)
+        loss = -self._reduce(token_obj, mask, step_tokens)
         kl_sum = 0.0
         if self.reference is not None:
             with torch.no_grad():
                 ref = _token_logp(self.reference(**batch).logits, targets)
             delta = ref - logp
-            seq_kl = ((torch.exp(delta) - delta - 1) * mask).sum(-1) / count
-            loss = loss + self.config.beta * seq_kl.sum() / n
-            kl_sum = float(seq_kl.detach().sum())
+            token_kl = torch.exp(delta) - delta - 1
+            loss = loss + self.config.beta * self._reduce(token_kl, mask, step_tokens)
+            count = mask.sum(-1).clamp(min=1)
+            kl_sum = float(((token_kl.detach() * mask).sum(-1) / count).sum())
         loss.backward()
         return float(loss.detach()), kl_sum, clipped
+
+    def _reduce(self, values: Any, mask: Any, step_tokens: float) -> Any:
+        cfg = self.config
+        episodes = cfg.prompts_per_step * cfg.num_generations
+        return token_mean(values, mask, cfg.loss_type, episodes=episodes, tokens=step_tokens)
 
     def _sampling_logp(self, encoded: tuple[dict[str, Any], Any, Any]) -> Any:
         """Token log-probabilities of the policy that sampled the rollouts (no gradient)."""
@@ -301,13 +323,16 @@ class LockstepGRPO:
         if cfg.num_iterations > 1:  # the sampling policy's probabilities, before any update
             self.model.train()
             old = [self._sampling_logp(e) for e in encoded]
+        generated = sum(len(t.token_ids or ()) for s in sessions for t in s.turns)
+        # dapo's normaliser: every generated token of the step, live episode or not
+        step_tokens = float(generated or sum(float(e[2].sum()) for e in encoded) or 1)
         loss, kl, clipped, grad_norm = 0.0, 0.0, 0.0, 0.0
         self.model.train()
         for it in range(cfg.num_iterations if live else 0):
             self.optimizer.zero_grad()
             for chunk, enc, old_logp in zip(chunks, encoded, old, strict=True):
                 c_loss, c_kl, c_clipped = self._loss_pass(
-                    enc, [a for _, a in chunk], old_logp if it else None
+                    enc, [a for _, a in chunk], old_logp if it else None, step_tokens
                 )
                 clipped += c_clipped
                 if it == 0:
@@ -327,8 +352,7 @@ class LockstepGRPO:
             clip_fraction=clipped / (tokens * (cfg.num_iterations - 1))
             if tokens and cfg.num_iterations > 1
             else 0.0,
-            completion_tokens=sum(len(t.token_ids or ()) for s in sessions for t in s.turns)
-            / len(sessions),
+            completion_tokens=generated / len(sessions),
             rollout_seconds=t1 - t0,
             step_seconds=time.perf_counter() - t0,
         )
@@ -350,10 +374,34 @@ class LockstepGRPO:
         return self.history
 
 
+def token_mean(values: Any, mask: Any, loss_type: str, *, episodes: int, tokens: float) -> Any:
+    """A chunk's share of a step's mean of per-token ``values``, as ``loss_type`` takes it.
+
+    Args:
+        values: ``(batch, tokens)`` per-token terms of the chunk's episodes.
+        mask: ``(batch, tokens)``, true on the tokens that count.
+        loss_type: ``"grpo"``: each episode's mean over its tokens, summed and divided by the
+            step's ``episodes``; ``"dapo"``: the sum over tokens divided by the step's
+            generated ``tokens``.
+        episodes: Episodes in the step (chunks sum to the step's mean).
+        tokens: Generated tokens in the step.
+
+    Example:
+        >>> import torch
+        >>> v, m = torch.tensor([[1.0, 3.0], [2.0, 0.0]]), torch.tensor([[1, 1], [1, 0]])
+        >>> float(token_mean(v, m, "grpo", episodes=2, tokens=3)), float(
+        ...     token_mean(v, m, "dapo", episodes=2, tokens=3))
+        (2.0, 2.0)
+    """
+    if loss_type == "dapo":
+        return (values * mask).sum() / tokens
+    return ((values * mask).sum(-1) / mask.sum(-1).clamp(min=1)).sum() / episodes
+
+
 def clipped_surrogate(
     logp: Any, old_logp: Any, advantages: Any, mask: Any, epsilon: float
 ) -> tuple[Any, float]:
-    """PPO's clipped objective per sequence: mean over its tokens of ``min(r A, clip(r) A)``.
+    """PPO's clipped objective per token: ``min(r A, clip(r, 1 - epsilon, 1 + epsilon) A)``.
 
     Args:
         logp: ``(batch, tokens)`` log-probabilities under the policy being trained.
@@ -363,15 +411,14 @@ def clipped_surrogate(
         epsilon: Clip range: ``r`` is held in ``[1 - epsilon, 1 + epsilon]``.
 
     Returns:
-        ``(per-sequence objective (to maximise), number of clipped tokens)``. At ``r = 1``
-        its gradient is ``A * grad log p``: the first, on-policy pass's.
+        ``(per-token objective (to maximise), number of clipped tokens under mask)``. At
+        ``r = 1`` its gradient is ``A * grad log p``: the first, on-policy pass's.
     """
     ratio = (logp - old_logp).exp()
     a = advantages.unsqueeze(-1)
     token_obj = (ratio * a).minimum(ratio.clamp(1 - epsilon, 1 + epsilon) * a)
-    count = mask.sum(-1).clamp(min=1)
     clipped = float((((ratio - 1).abs() > epsilon) & mask).sum())
-    return (token_obj * mask).sum(-1) / count, clipped
+    return token_obj, clipped
 
 
 def _token_logp(logits: Any, targets: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medgym.errors import ConfigError
-from medgym.learning.grpo import GRPOConfig, clipped_surrogate, group_advantages
+from medgym.learning.grpo import GRPOConfig, clipped_surrogate, group_advantages, token_mean
 
 
 def test_advantages_are_group_relative() -> None:
@@ -32,9 +32,20 @@ def test_advantages_need_whole_groups() -> None:
         ({"num_iterations": 0}, "num_iterations must be >= 1"),
         ({"epsilon": 0.0}, r"epsilon \(the PPO clip range\) must be in \(0, 1\)"),
         ({"epsilon": 1.5}, "got 1.5"),
+        ({"loss_type": "bnpo"}, "loss_type must be 'grpo' or 'dapo'; got 'bnpo'"),
     ],
-    ids=["one-generation", "no-steps", "zero-lr", "no-minibatch", "negative-beta", "inf-beta",
-         "no-iterations", "zero-epsilon", "big-epsilon"],
+    ids=[
+        "one-generation",
+        "no-steps",
+        "zero-lr",
+        "no-minibatch",
+        "negative-beta",
+        "inf-beta",
+        "no-iterations",
+        "zero-epsilon",
+        "big-epsilon",
+        "unknown-loss",
+    ],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -184,28 +195,42 @@ def test_clipped_surrogate_is_the_policy_gradient_on_policy_and_stops_outside_th
     import torch
 
     mask = torch.tensor([[True, True, False]])
-    # on-policy (r = 1): the gradient is A * grad log p, averaged over the unmasked tokens
+    # on-policy (r = 1): the objective is A per token and its gradient A * grad log p
     logp = torch.tensor([[-1.0, -2.0, -3.0]], requires_grad=True)
     obj, clipped = clipped_surrogate(logp, logp.detach(), torch.tensor([2.0]), mask, 0.2)
-    obj.sum().backward()
-    assert obj.item() == pytest.approx(2.0) and clipped == 0.0
-    assert logp.grad[0].tolist() == pytest.approx([1.0, 1.0, 0.0])
+    (obj * mask).sum().backward()
+    assert obj[0].tolist() == pytest.approx([2.0, 2.0, 2.0]) and clipped == 0.0
+    assert logp.grad[0].tolist() == pytest.approx([2.0, 2.0, 0.0])
     # r = e^0.5 > 1 + eps with A > 0: held at 1 + eps, no gradient; with A < 0 it still pushes
     old = torch.tensor([[-1.0, -2.0, -3.0]])
     for adv, grad_zero in ((1.0, True), (-1.0, False)):
         logp = (old + 0.5).requires_grad_(True)
         obj, clipped = clipped_surrogate(logp, old, torch.tensor([adv]), mask, 0.2)
-        obj.sum().backward()
+        (obj * mask).sum().backward()
         assert clipped == 2.0  # both unmasked tokens are outside [0.8, 1.2]
         assert (logp.grad[0, :2].abs().sum().item() == 0.0) is grad_zero
         if adv > 0:
-            assert obj.item() == pytest.approx(1.2)
+            assert obj[0, 0].item() == pytest.approx(1.2)
+
+
+def test_dapo_leaves_a_shared_prefix_alone_and_grpo_does_not() -> None:
+    """Two replies of one group (A = +1, -1) share their first two tokens; the longer one has
+    two more. DAPO's token sum cancels on the shared tokens; GRPO's per-episode means weigh the
+    short reply's tokens more, so the shared tokens are pushed down (the length bias)."""
+    import torch
+
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    adv = torch.tensor([1.0, -1.0])
+    for loss_type, shared_grad in (("dapo", 0.0), ("grpo", -0.125)):
+        shared = torch.zeros(2, requires_grad=True)  # log p of the shared tokens
+        logp = torch.cat([shared.expand(2, 2), torch.zeros(2, 2)], dim=1)
+        obj = token_mean(logp * adv.unsqueeze(-1), mask, loss_type, episodes=2, tokens=6)
+        obj.backward()
+        assert shared.grad.tolist() == pytest.approx([shared_grad, shared_grad])
 
 
 def test_more_iterations_move_the_policy_further_within_the_clip(format_warm_dir) -> None:
     """num_iterations > 1: more passes over the same rollouts, the clipped share logged."""
-    import torch
-
     from medgym.agents.hf_policy import HFPolicy
     from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
     from medgym.data import load
@@ -229,7 +254,8 @@ def test_more_iterations_move_the_policy_further_within_the_clip(format_warm_dir
         )  # fmt: skip
         history = trainer.train()
         moved = sum(
-            float((p.detach() - p0).norm()) for p, p0 in zip(policy.model.parameters(), start)
+            float((p.detach() - p0).norm())
+            for p, p0 in zip(policy.model.parameters(), start, strict=True)
         )
         return moved, history
 
