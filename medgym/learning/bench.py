@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -136,6 +137,9 @@ class LearningConfig:
         probe_every: Steps between probe evaluations.
         grpo: GRPO settings shared by every variant.
         eval_n: Rollouts per sample in the evaluation.
+        eval_temperature: Sampling temperature of the evaluation (the rollouts' 1.0 by
+            default; at 0.7 the tiny agent's sampling noise in its tool calls mostly goes,
+            ``docs/learning.md``).
         resamples: Bootstrap resamples of every interval.
         embedder: Embedder of FPL/HSR (``hashing``: offline and fast).
         seed: Seed of the splits, the bootstrap and the evaluation sampling.
@@ -150,6 +154,7 @@ class LearningConfig:
     probe_every: int = 5
     grpo: GRPOConfig = field(default_factory=tiny_grpo_config)
     eval_n: int = 2
+    eval_temperature: float = 1.0
     resamples: int = 1000
     embedder: str = "hashing"
     seed: int = 0
@@ -172,6 +177,8 @@ class LearningConfig:
         for name in ("rl_samples", "eval_samples", "probe_samples", "probe_every", "eval_n"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not (math.isfinite(self.eval_temperature) and self.eval_temperature > 0):
+            raise ConfigError(f"eval_temperature must be > 0; got {self.eval_temperature}")
         if self.probe_samples > self.eval_samples:
             raise ConfigError(
                 f"probe_samples ({self.probe_samples}) must be <= eval_samples "
@@ -335,7 +342,7 @@ def run_learning(
     ev = evaluate_checkpoint(
         warm_dir, splits["eval"], out / "eval" / "warm_start", n=config.eval_n,
         resamples=config.resamples, seed=config.seed, progress=progress, label="warm_start",
-        task=config.task,
+        task=config.task, temperature=config.eval_temperature,
     )  # fmt: skip
     results["warm_start"] = {
         **ev, "steps": warm_record["steps"], "seconds": warm_record["seconds"],
@@ -347,7 +354,7 @@ def run_learning(
         ev = evaluate_checkpoint(
             trained["checkpoint"], splits["eval"], out / "eval" / name, n=config.eval_n,
             resamples=config.resamples, seed=config.seed, progress=progress, label=name,
-            task=config.task,
+            task=config.task, temperature=config.eval_temperature,
         )  # fmt: skip
         results[name] = {**ev, **trained}
         say(_line(name, results[name]))

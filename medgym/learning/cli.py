@@ -92,6 +92,9 @@ def learning_command(
             help="Train the language model only (default) or the vision tower too.",
         ),
     ] = True,
+    eval_temperature: Annotated[
+        float, typer.Option(help="Sampling temperature of the split-C evaluation.")
+    ] = 1.0,
     rl_samples: Annotated[int, typer.Option(help="Size of split B (RL, labels removed).")] = 128,
     eval_samples: Annotated[int, typer.Option(help="Size of split C (evaluation).")] = 128,
     warm_steps: Annotated[int, typer.Option(help="Warm-start optimiser steps (split A).")] = 0,
@@ -135,7 +138,7 @@ def learning_command(
     warm = WarmStartConfig(**warm_options)
     config = LearningConfig(
         variants=names, task=task, warm=warm, rl_samples=rl_samples, eval_samples=eval_samples,
-        probe_samples=min(32, eval_samples), seed=seed,
+        probe_samples=min(32, eval_samples), eval_temperature=eval_temperature, seed=seed,
         grpo=tiny_grpo_config(
             steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
             lr=lr, beta=beta, num_iterations=num_iterations, freeze_vision=freeze_vision,

@@ -29,11 +29,12 @@ def evaluate_checkpoint(
     progress: bool = False,
     label: str = "tiny-vlm",
     task: str = "synthetic",
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on ``samples`` (main, no-tools, blank-image) with the harness.
 
     The checkpoint's recorded profile is used; sessions take the budgets of the tiny ``task``
-    (:data:`~medgym.agents.tiny_vlm.TINY_TASKS`).
+    (:data:`~medgym.agents.tiny_vlm.TINY_TASKS`); replies are sampled at ``temperature``.
 
     Returns:
         ``{metric: {"value", "low", "high"}}`` for :data:`METRICS` (``None`` where undefined).
@@ -44,6 +45,8 @@ def evaluate_checkpoint(
 
     spec = get_tiny_task(task)
     policy = HFPolicy.from_pretrained(str(path), name=label, batch_size=64, seed=seed)
+    if temperature != policy.sampling.temperature:
+        policy = policy.with_sampling(temperature=temperature)
     config = EvalConfig(
         policy=f"hf:{path}", data=f"{spec.dataset}:test", session_options=dict(spec.session),
         n=n, ablations=("no-tools", "blank-image"), resamples=resamples, seed=seed,

@@ -27,6 +27,32 @@ def test_probe_must_fit_in_split_c() -> None:
         LearningConfig(eval_samples=4, probe_samples=8)
 
 
+@pytest.mark.parametrize("tau", [0.0, -1.0, float("nan")])
+def test_eval_temperature_must_be_positive(tau: float) -> None:
+    with pytest.raises(ConfigError, match="eval_temperature must be > 0"):
+        LearningConfig(eval_temperature=tau)
+
+
+def test_evaluation_samples_at_the_temperature_it_is_given(format_warm_dir, tmp_path) -> None:
+    """Near-greedy (temperature 1e-3), two sampling seeds give the same replies; at 1.0 the
+    replies differ between the seeds."""
+    from medgym.agents.tiny_vlm import TINY_TASK
+    from medgym.data import load
+    from medgym.learning.evaluate import evaluate_checkpoint
+
+    samples = load("synthetic", split="test", num_samples=4, **TINY_TASK)
+
+    def replies(tau: float, seed: int) -> list[str]:
+        out = tmp_path / f"{tau}-{seed}"
+        evaluate_checkpoint(format_warm_dir, samples, out, n=2, resamples=10, seed=seed,
+                            temperature=tau)  # fmt: skip
+        rows = [json.loads(x) for x in (out / "trajectories" / "main.jsonl").open()]
+        return [tu["action"] for r in rows for t in r["trajectories"] for tu in t["turns"]]
+
+    assert replies(1e-3, 0) == replies(1e-3, 1)
+    assert replies(1.0, 0) != replies(1.0, 1)
+
+
 def test_splits_are_disjoint_and_rl_split_has_no_labels() -> None:
     splits = split_samples(LearningConfig(rl_samples=24, eval_samples=24, probe_samples=8))
     rl, ev = splits["rl"], splits["eval"]
