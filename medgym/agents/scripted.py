@@ -149,10 +149,22 @@ class TeacherPolicy:
     volume it looks with an ``overview`` of 16 slices of the whole stack (where the env has the
     tool): the same call for every question. Other questions that name no region are answered
     at once. It reads labels: never ablated.
+
+    Args:
+        misdirect: Share of ``zone_presence`` episodes (drawn per rollout, seeded by its id) in
+            which it zooms on another of the nine zones and answers what that zone shows (a
+            nodule whose centre is in it: ``yes``). Demonstrations of an imperfect expert:
+            the answer always follows the view, the choice of view is sometimes wrong, so a
+            model trained on them leaves room to learn where to look.
     """
 
     name = "teacher"
     tiles = MAX_TILES
+
+    def __init__(self, misdirect: float = 0.0) -> None:
+        if not 0.0 <= misdirect < 1.0:
+            raise ConfigError(f"misdirect must be in [0, 1); got {misdirect!r}")
+        self.misdirect = misdirect
 
     async def generate(self, session: EpisodeSession) -> Generation:
         """Zoom on the named region (or overview a volume) first, answer with the label next."""
@@ -162,13 +174,63 @@ class TeacherPolicy:
         if first and region is not None and _can_zoom(session):
             img = session.images[0]
             w, h = img.width, img.height
+            zone = self._misdirected_zone(session, region)
+            region = zone if zone is not None else region
             box = (region[0] * w, region[1] * h, region[2] * w, region[3] * h)
             return Generation(zoom_call(session, 0, box, "Look at the region asked about."))
         if first and session.images[0].num_slices > 1 and "overview" in session.tools:
             call = tool_call_text("overview", {"count": self.tiles}, "Page through the stack.")
             return Generation(call)
         answer = s.answer if s.answer is not None else _fallback_answer(session, _rng(session))
-        return Generation(answer_text(answer))
+        shown = _zone_answer(session)
+        return Generation(answer_text(shown if shown is not None else answer))
+
+    def _misdirected_zone(
+        self, session: EpisodeSession, region: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float] | None:
+        """Another zone to look at, for a ``misdirect`` share of zone questions (else None)."""
+        if not self.misdirect or session.sample.question_type != "zone_presence":
+            return None
+        rng = _rng(session)
+        if rng.random() >= self.misdirect:
+            return None
+        others = [
+            z for z in ZONES if max(abs(a - b) for a, b in zip(z, region, strict=True)) > 0.02
+        ]
+        return others[int(rng.integers(len(others)))]
+
+
+#: The nine zones of ``zone_presence`` questions as fractions of the image, as the questions
+#: write them (``x 0–33%, y 33–67%``).
+ZONES: tuple[tuple[float, float, float, float], ...] = tuple(
+    (x1, y1, x2, y2)
+    for y1, y2 in ((0.0, 0.33), (0.33, 0.67), (0.67, 1.0))
+    for x1, x2 in ((0.0, 0.33), (0.33, 0.67), (0.67, 1.0))
+)
+
+
+def _zone_answer(session: EpisodeSession) -> str | None:
+    """What a misdirected zoom shows: ``yes``/``no`` for a nodule in the zoomed zone.
+
+    ``None`` unless the episode is a ``zone_presence`` question whose zoom missed the named
+    zone (then the label answers, as usual). A nodule counts when its centre is in the zoom.
+    """
+    s = session.sample
+    query, findings = s.meta.get("query") or {}, s.meta.get("findings")
+    looked = [c.bbox_px for t in session.turns for c in t.tool_calls if c.ok and c.bbox_px]
+    if s.question_type != "zone_presence" or not looked or findings is None:
+        return None
+    box, named = looked[-1], query.get("region_px")
+    if named is not None and max(abs(a - b) for a, b in zip(box, named, strict=True)) < 4.0:
+        return None  # the named zone (up to rounding): the label is the answer
+    x1, y1, x2, y2 = box
+    for f in findings:
+        if f.get("kind") != "nodule" or "bbox_px" not in f:
+            continue
+        fx1, fy1, fx2, fy2 = f["bbox_px"]
+        if x1 <= (fx1 + fx2) / 2 < x2 and y1 <= (fy1 + fy2) / 2 < y2:
+            return "yes"
+    return "no"
 
 
 class RandomZoomPolicy:

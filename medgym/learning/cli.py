@@ -114,6 +114,13 @@ def learning_command(
     warm_view_lr: Annotated[
         float, typer.Option(help="Peak learning rate of the view stage (0: the default).")
     ] = 0.0,
+    warm_misdirect: Annotated[
+        float,
+        typer.Option(
+            help="Share of the warm start's zone demonstrations that look at another zone "
+            "and answer what it shows (an imperfect teacher; 0: none)."
+        ),
+    ] = 0.0,
     task: Annotated[
         str, typer.Option(help="Tiny task: synthetic (2D zones) or synthetic3d (volumes).")
     ] = "synthetic",
@@ -135,6 +142,8 @@ def learning_command(
         warm_options["lr"] = warm_lr
     if warm_view_lr:
         warm_options["view_lr"] = warm_view_lr
+    if warm_misdirect:
+        warm_options["misdirect"] = warm_misdirect
     warm = WarmStartConfig(**warm_options)
     config = LearningConfig(
         variants=names, task=task, warm=warm, rl_samples=rl_samples, eval_samples=eval_samples,

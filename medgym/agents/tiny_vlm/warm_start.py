@@ -86,6 +86,11 @@ class WarmStartConfig:
         no_tool_episodes: Also train on each sample's episode without tools (answering from
             the first view, where the tiny task's answer cannot be seen). ``False``: episodes
             with tools only.
+        misdirect: Share of the teacher's zone episodes that look at another zone and
+            answer what it shows (:class:`~medgym.agents.scripted.TeacherPolicy`): an
+            imperfect expert, whose student sometimes looks in the wrong place, so RL has a
+            decision to improve, not only sampling noise (``docs/learning.md``). 0: the
+            teacher always looks where the question says.
         split: Split the data comes from (keep it apart from evaluation splits).
         task: The tiny task (:data:`~medgym.agents.tiny_vlm.builder.TINY_TASKS`): its dataset,
             load settings and session budgets.
@@ -103,6 +108,7 @@ class WarmStartConfig:
     view_steps: int | None = None
     view_lr: float | None = 2e-4
     no_tool_episodes: bool = True
+    misdirect: float = 0.0
     split: str = "train"
     task: str = "synthetic"
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
@@ -132,6 +138,8 @@ class WarmStartConfig:
             raise ConfigError(f"lr must be > 0; got {self.lr}")
         if self.view_lr is not None and not self.view_lr > 0:
             raise ConfigError(f"view_lr must be > 0 or None; got {self.view_lr}")
+        if not 0.0 <= self.misdirect < 1.0:
+            raise ConfigError(f"misdirect must be in [0, 1); got {self.misdirect}")
 
     @property
     def view_stage_steps(self) -> int:
@@ -146,6 +154,8 @@ class WarmStartConfig:
             d.pop("answer_only_steps")
         if self.no_tool_episodes:
             d.pop("no_tool_episodes")
+        if not self.misdirect:
+            d.pop("misdirect")
         d["view_steps"] = self.view_stage_steps
         if not self.view_stage_steps:
             d.pop("view_steps")
@@ -202,7 +212,12 @@ def encode_messages(processor: Any, messages: list[dict[str, Any]]) -> dict[str,
 
 
 def _teacher_sessions(
-    num_samples: int, seed: int, split: str, task: str, no_tool_episodes: bool = True
+    num_samples: int,
+    seed: int,
+    split: str,
+    task: str,
+    no_tool_episodes: bool = True,
+    misdirect: float = 0.0,
 ) -> list[Any]:
     """Finished teacher episodes of the tiny ``task``: each sample with tools (and without)."""
     import asyncio
@@ -223,7 +238,7 @@ def _teacher_sessions(
         for cfg in configs
     ]
     for session in sessions:
-        asyncio.run(run_episode(TeacherPolicy(), session))
+        asyncio.run(run_episode(TeacherPolicy(misdirect=misdirect), session))
     return sessions
 
 
@@ -407,7 +422,7 @@ def warm_start(
     model, processor = load_tiny_vlm(tmp)
     # one run of the teacher's episodes feeds both stages
     sessions = _teacher_sessions(
-        cfg.num_samples, cfg.seed, cfg.split, cfg.task, cfg.no_tool_episodes
+        cfg.num_samples, cfg.seed, cfg.split, cfg.task, cfg.no_tool_episodes, cfg.misdirect
     )
     examples = [encode_episode(processor, session) for session in sessions]
     torch.manual_seed(cfg.seed)
