@@ -59,3 +59,45 @@ def test_teacher_answers_at_once_without_a_region() -> None:
     for g in groups:
         (t,) = g.trajectories
         assert len(t.turns) == 1 and t.answer == g.sample.answer
+
+
+def test_a_misdirected_teacher_looks_elsewhere_and_answers_what_it_sees() -> None:
+    """misdirect: for about that share of zone questions the zoom is another of the nine zones
+    and the answer is whether a nodule's centre lies in it; otherwise the usual teacher."""
+    from medgym.agents.scripted import ZONES
+    from medgym.agents.tiny_vlm import TINY_TASK
+
+    samples = load("synthetic", split="train", num_samples=48, **TINY_TASK)
+    missed = 0
+    for sample in samples:
+        session = EpisodeSession(sample, config=SessionConfig(max_turns=2), profile="tiny-vlm")
+        asyncio.run(run_episode(TeacherPolicy(misdirect=0.5), session))
+        t = session.trajectory()
+        box = t.turns[0].tool_calls[0].bbox_px
+        named = sample.meta["query"]["region_px"]
+        if box == pytest.approx(named, abs=4.0):
+            assert t.answer == sample.answer
+            continue
+        missed += 1
+        zone = next(z for z in ZONES if box == pytest.approx([v * 512 for v in z], abs=4.0))
+        assert zone != question_region(sample.question)
+        centres = [
+            ((f["bbox_px"][0] + f["bbox_px"][2]) / 2, (f["bbox_px"][1] + f["bbox_px"][3]) / 2)
+            for f in sample.meta["findings"]
+            if f["kind"] == "nodule"
+        ]
+        inside = any(box[0] <= x < box[2] and box[1] <= y < box[3] for x, y in centres)
+        assert t.answer == ("yes" if inside else "no")
+    assert 12 <= missed <= 36  # about half of 48
+
+
+def test_misdirect_must_be_a_share() -> None:
+    from medgym.agents.tiny_vlm import WarmStartConfig
+    from medgym.errors import ConfigError
+
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match=r"misdirect must be in \[0, 1\)"):
+            TeacherPolicy(misdirect=bad)
+        with pytest.raises(ConfigError, match=r"misdirect must be in \[0, 1\)"):
+            WarmStartConfig(misdirect=bad)
+    assert WarmStartConfig().key() != WarmStartConfig(misdirect=0.3).key()
