@@ -113,10 +113,9 @@ def test_trainer_only_ever_saw_unlabelled_samples(trained) -> None:
         assert "accuracy" not in session.reward_parts or session.reward_parts["accuracy"] == 0.0
 
 
-def test_the_kl_guard_holds_the_policy_near_its_start(format_warm_dir) -> None:
-    """beta > 0: a frozen reference, every episode in the loss, the KL logged."""
-    import torch
-
+def _tiny_trainer(warm_dir, num_samples: int = 4, **config):
+    """A LockstepGRPO of the small warm-started model on label-stripped samples, with the
+    model's starting parameters: ``(policy, trainer, start)``."""
     from medgym.agents.hf_policy import HFPolicy
     from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
     from medgym.data import load
@@ -125,19 +124,27 @@ def test_the_kl_guard_holds_the_policy_near_its_start(format_warm_dir) -> None:
     from medgym.learning.bench import strip_labels
     from medgym.learning.grpo import LockstepGRPO
 
-    samples = strip_labels(load("synthetic", split="validate", num_samples=4, **TINY_TASK))
+    samples = strip_labels(
+        load("synthetic", split="validate", num_samples=num_samples, **TINY_TASK)
+    )
+    policy = HFPolicy.from_pretrained(str(warm_dir), seed=0)
+    start = [p.detach().clone() for p in policy.model.parameters()]
+    trainer = LockstepGRPO(
+        policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
+        profile=policy.profile,
+        reward=SessionGroupReward(num_generations=2, reward="label_free",
+                                  reward_options={"embedder": "hashing"}),
+        config=GRPOConfig(prompts_per_step=2, num_generations=2, lr=3e-3, **config),
+    )  # fmt: skip
+    return policy, trainer, start
+
+
+def test_the_kl_guard_holds_the_policy_near_its_start(format_warm_dir) -> None:
+    """beta > 0: a frozen reference, every episode in the loss, the KL logged."""
+    import torch
 
     def run(beta: float) -> list[dict]:
-        policy = HFPolicy.from_pretrained(str(format_warm_dir), seed=0)
-        start = [p.detach().clone() for p in policy.model.parameters()]
-        trainer = LockstepGRPO(
-            policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
-            profile=policy.profile,
-            reward=SessionGroupReward(num_generations=2, reward="label_free",
-                                      reward_options={"embedder": "hashing"}),
-            config=GRPOConfig(steps=3, prompts_per_step=2, num_generations=2, lr=3e-3,
-                              beta=beta),
-        )  # fmt: skip
+        _, trainer, start = _tiny_trainer(format_warm_dir, steps=3, beta=beta)
         assert (trainer.reference is not None) == (beta > 0)
         history = trainer.train()
         if trainer.reference is not None:  # the reference stays where it started
@@ -155,25 +162,8 @@ def test_the_kl_guard_holds_the_policy_near_its_start(format_warm_dir) -> None:
 def test_freeze_vision_trains_the_language_model_only(format_warm_dir) -> None:
     import torch
 
-    from medgym.agents.hf_policy import HFPolicy
-    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
-    from medgym.data import load
-    from medgym.envs.config import SessionConfig
-    from medgym.integrations.trl.rewards import SessionGroupReward
-    from medgym.learning.bench import strip_labels
-    from medgym.learning.grpo import LockstepGRPO
-
-    samples = strip_labels(load("synthetic", split="validate", num_samples=4, **TINY_TASK))
-    policy = HFPolicy.from_pretrained(str(format_warm_dir), seed=0)
+    policy, trainer, _ = _tiny_trainer(format_warm_dir, steps=2, beta=0.5, freeze_vision=True)
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
-    trainer = LockstepGRPO(
-        policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
-        profile=policy.profile,
-        reward=SessionGroupReward(num_generations=2, reward="label_free",
-                                  reward_options={"embedder": "hashing"}),
-        config=GRPOConfig(steps=2, prompts_per_step=2, num_generations=2, lr=3e-3, beta=0.5,
-                          freeze_vision=True),
-    )  # fmt: skip
     trainer.train()  # beta > 0: every episode is in the loss, so the step moves something
     moved = {n for n, p in policy.model.named_parameters() if not torch.equal(p, before[n])}
     vision = {n for n in before if ".visual." in n or n.startswith("visual.")}
@@ -231,27 +221,11 @@ def test_dapo_leaves_a_shared_prefix_alone_and_grpo_does_not() -> None:
 
 def test_more_iterations_move_the_policy_further_within_the_clip(format_warm_dir) -> None:
     """num_iterations > 1: more passes over the same rollouts, the clipped share logged."""
-    from medgym.agents.hf_policy import HFPolicy
-    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
-    from medgym.data import load
-    from medgym.envs.config import SessionConfig
-    from medgym.integrations.trl.rewards import SessionGroupReward
-    from medgym.learning.bench import strip_labels
-    from medgym.learning.grpo import LockstepGRPO
-
-    samples = strip_labels(load("synthetic", split="validate", num_samples=4, **TINY_TASK))
 
     def run(iterations: int) -> tuple[float, list[dict]]:
-        policy = HFPolicy.from_pretrained(str(format_warm_dir), seed=0)
-        start = [p.detach().clone() for p in policy.model.parameters()]
-        trainer = LockstepGRPO(
-            policy, samples, session_config=SessionConfig.from_dict(TINY_SESSION),
-            profile=policy.profile,
-            reward=SessionGroupReward(num_generations=2, reward="label_free",
-                                      reward_options={"embedder": "hashing"}),
-            config=GRPOConfig(steps=1, prompts_per_step=2, num_generations=2, lr=3e-3,
-                              beta=0.1, num_iterations=iterations),
-        )  # fmt: skip
+        policy, trainer, start = _tiny_trainer(
+            format_warm_dir, steps=1, beta=0.1, num_iterations=iterations
+        )
         history = trainer.train()
         moved = sum(
             float((p.detach() - p0).norm())
