@@ -81,6 +81,10 @@ class GRPOConfig:
             prompt, so under ``"dapo"`` a shared prefix of their replies gets no net gradient
             (advantages sum to zero); under ``"grpo"`` it does unless their lengths are equal
             (the length bias of Dr. GRPO and DAPO).
+        entropy_coeff: Weight of the mean token entropy of the replies, subtracted from the
+            loss as in verl's actor: > 0 is an entropy bonus (exploration), < 0 minimises
+            entropy (sharpens the policy: a label-free signal of its own). Every step logs
+            ``entropy`` (the mean over its trained episodes) whatever the weight.
         penalty_weight: Scale of the session penalties (applied to ``SessionConfig.penalties``
             by whoever builds the session config, as ``medgym learning`` does).
         seed: Seed of the sample order and of sampling.
@@ -100,6 +104,7 @@ class GRPOConfig:
     num_iterations: int = 1
     epsilon: float = 0.2
     loss_type: Literal["grpo", "dapo"] = "grpo"
+    entropy_coeff: float = 0.0
     penalty_weight: float = 1.0
     seed: int = 0
 
@@ -109,6 +114,8 @@ class GRPOConfig:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.num_generations < 2:
             raise ConfigError(f"GRPO needs num_generations >= 2; got {self.num_generations}")
+        if not math.isfinite(self.entropy_coeff):
+            raise ConfigError(f"entropy_coeff must be a finite number; got {self.entropy_coeff}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
             raise ConfigError(f"beta must be a finite number >= 0; got {self.beta}")
         if self.loss_type not in ("grpo", "dapo"):
@@ -253,22 +260,23 @@ class LockstepGRPO:
         advantages: Sequence[float],
         old_logp: Any,
         step_tokens: float,
-    ) -> tuple[float, float, float]:
-        """Accumulate the policy loss (+ ``beta`` times the KL) over the assistant tokens.
+    ) -> tuple[float, float, float, float]:
+        """Accumulate the policy loss, KL and entropy terms over the assistant tokens.
 
         Per token the objective is ``A * log p`` on the first, on-policy pass (``old_logp``
         None) and PPO's ``min(r A, clip(r, 1 - eps, 1 + eps) A)`` on later ones; it is
         averaged per episode then over the step's episodes (``loss_type="grpo"``) or summed
-        over tokens and divided by the step's generated tokens (``"dapo"``).
+        over tokens and divided by the step's generated tokens (``"dapo"``). ``beta`` times
+        the KL to the reference is added, ``entropy_coeff`` times the entropy subtracted.
 
         Returns:
-            ``(summed loss, summed per-episode mean KL, clipped tokens)`` of the chunk (KL 0
-            when ``beta`` is).
+            ``(summed loss, summed per-episode mean KL, summed per-episode mean entropy,
+            clipped tokens)`` of the chunk (KL 0 when ``beta`` is).
         """
         import torch
 
         batch, targets, mask = encoded
-        logp = _token_logp(self.model(**batch).logits, targets)
+        logp, entropy = _token_logp(self.model(**batch).logits, targets, entropy=True)
         adv = torch.tensor(advantages, dtype=logp.dtype)
         clipped = 0.0
         if old_logp is None:
@@ -276,6 +284,10 @@ class LockstepGRPO:
         else:
             token_obj, clipped = clipped_surrogate(logp, old_logp, adv, mask, self.config.epsilon)
         loss = -self._reduce(token_obj, mask, step_tokens)
+        if self.config.entropy_coeff:
+            loss = loss - self.config.entropy_coeff * self._reduce(entropy, mask, step_tokens)
+        count = mask.sum(-1).clamp(min=1)
+        entropy_sum = float(((entropy.detach() * mask).sum(-1) / count).sum())
         kl_sum = 0.0
         if self.reference is not None:
             with torch.no_grad():
@@ -283,10 +295,9 @@ class LockstepGRPO:
             delta = ref - logp
             token_kl = torch.exp(delta) - delta - 1
             loss = loss + self.config.beta * self._reduce(token_kl, mask, step_tokens)
-            count = mask.sum(-1).clamp(min=1)
             kl_sum = float(((token_kl.detach() * mask).sum(-1) / count).sum())
         loss.backward()
-        return float(loss.detach()), kl_sum, clipped
+        return float(loss.detach()), kl_sum, entropy_sum, clipped
 
     def _reduce(self, values: Any, mask: Any, step_tokens: float) -> Any:
         cfg = self.config
@@ -311,11 +322,11 @@ class LockstepGRPO:
         t1 = time.perf_counter()
         rewards, record = self.reward.score(sessions)
         advantages = group_advantages(rewards, cfg.num_generations, scale=cfg.scale_rewards)
-        # an episode with no advantage moves nothing, unless the KL term pulls it back
+        # an episode with no advantage moves nothing, unless the KL or entropy term acts on it
         live = [
             (s, a)
             for s, a in zip(sessions, advantages, strict=True)
-            if a != 0.0 or self.reference is not None
+            if a != 0.0 or self.reference is not None or cfg.entropy_coeff
         ]
         chunks = [live[i : i + cfg.minibatch] for i in range(0, len(live), cfg.minibatch)]
         encoded = [self._encode([s for s, _ in chunk]) for chunk in chunks]
@@ -326,17 +337,17 @@ class LockstepGRPO:
         generated = sum(len(t.token_ids or ()) for s in sessions for t in s.turns)
         # dapo's normaliser: every generated token of the step, live episode or not
         step_tokens = float(generated or sum(float(e[2].sum()) for e in encoded) or 1)
-        loss, kl, clipped, grad_norm = 0.0, 0.0, 0.0, 0.0
+        loss, kl, entropy, clipped, grad_norm = 0.0, 0.0, 0.0, 0.0, 0.0
         self.model.train()
         for it in range(cfg.num_iterations if live else 0):
             self.optimizer.zero_grad()
             for chunk, enc, old_logp in zip(chunks, encoded, old, strict=True):
-                c_loss, c_kl, c_clipped = self._loss_pass(
+                c_loss, c_kl, c_entropy, c_clipped = self._loss_pass(
                     enc, [a for _, a in chunk], old_logp if it else None, step_tokens
                 )
                 clipped += c_clipped
                 if it == 0:
-                    loss, kl = loss + c_loss, kl + c_kl
+                    loss, kl, entropy = loss + c_loss, kl + c_kl, entropy + c_entropy
             grad_norm = float(
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             )
@@ -347,6 +358,7 @@ class LockstepGRPO:
             step=index,
             loss=loss,
             kl=kl / len(sessions),
+            entropy=entropy / len(live) if live else 0.0,
             grad_norm=grad_norm,
             live_fraction=len(live) / len(sessions),
             clip_fraction=clipped / (tokens * (cfg.num_iterations - 1))
@@ -421,13 +433,18 @@ def clipped_surrogate(
     return token_obj, clipped
 
 
-def _token_logp(logits: Any, targets: Any) -> Any:
-    """Log-probability of each next token ``targets`` under ``logits`` (one position ahead)."""
+def _token_logp(logits: Any, targets: Any, *, entropy: bool = False) -> Any:
+    """Log-probability of each next token ``targets`` under ``logits`` (one position ahead).
+
+    With ``entropy``: ``(log-probabilities, entropy of each position's distribution)``.
+    """
     import torch
 
-    logits = logits[:, :-1].float()
-    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1))
-    return picked.squeeze(-1)
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    if not entropy:
+        return picked
+    return picked, -(logprobs.exp() * logprobs).sum(-1)
 
 
 def _frozen_copy(model: Any) -> Any:

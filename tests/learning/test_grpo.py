@@ -33,6 +33,7 @@ def test_advantages_need_whole_groups() -> None:
         ({"epsilon": 0.0}, r"epsilon \(the PPO clip range\) must be in \(0, 1\)"),
         ({"epsilon": 1.5}, "got 1.5"),
         ({"loss_type": "bnpo"}, "loss_type must be 'grpo' or 'dapo'; got 'bnpo'"),
+        ({"entropy_coeff": float("nan")}, "entropy_coeff must be a finite number"),
     ],
     ids=[
         "one-generation",
@@ -45,6 +46,7 @@ def test_advantages_need_whole_groups() -> None:
         "zero-epsilon",
         "big-epsilon",
         "unknown-loss",
+        "nan-entropy",
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
@@ -239,3 +241,39 @@ def test_more_iterations_move_the_policy_further_within_the_clip(format_warm_dir
     assert 0.0 < h3[0]["clip_fraction"] <= 1.0  # lr 3e-3 leaves the trust region
     assert h3[0]["loss"] == pytest.approx(h1[0]["loss"], rel=1e-4)  # the same first pass
     assert three > 1.5 * one
+
+
+@pytest.mark.parametrize("coeff", [-1.0, 1.0], ids=["minimise", "bonus"])
+def test_entropy_coeff_moves_the_entropy_its_way(format_warm_dir, coeff: float) -> None:
+    """verl's sign: the loss subtracts ``entropy_coeff * entropy``, so a small gradient step
+    on the entropy term alone (zero advantages) lowers the entropy when it is negative."""
+    import torch
+
+    from medgym.learning.grpo import _token_logp
+
+    policy, trainer, _ = _tiny_trainer(format_warm_dir, steps=1, entropy_coeff=coeff)
+    sessions = trainer.rollout(trainer.samples[:2])
+    encoded = trainer._encode(sessions)
+    batch, targets, mask = encoded
+
+    def mean_entropy() -> float:
+        with torch.no_grad():
+            _, h = _token_logp(policy.model(**batch).logits, targets, entropy=True)
+        return float(((h * mask).sum(-1) / mask.sum(-1)).mean())  # per episode, as logged
+
+    before = mean_entropy()
+    policy.model.zero_grad()
+    _, _, logged, _ = trainer._loss_pass(encoded, [0.0] * len(sessions), None, 100.0)
+    assert logged / len(sessions) == pytest.approx(before, rel=1e-4)
+    with torch.no_grad():  # plain gradient descent: the direction, without Adam's scaling
+        for p in policy.model.parameters():
+            if p.grad is not None:
+                p -= 0.05 * p.grad
+    after = mean_entropy()
+    assert (after < before) if coeff < 0 else (after > before), (before, after)
+
+
+def test_every_step_logs_the_entropy_and_trains_every_episode(format_warm_dir) -> None:
+    _, trainer, _ = _tiny_trainer(format_warm_dir, steps=2, entropy_coeff=-0.1)
+    history = trainer.train()
+    assert all(r["entropy"] > 0 and r["live_fraction"] == 1.0 for r in history)
