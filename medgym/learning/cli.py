@@ -85,6 +85,17 @@ def learning_command(
             "first use PPO's clipped surrogate)."
         ),
     ] = 1,
+    loss_type: Annotated[
+        str,
+        typer.Option(
+            help="grpo (mean over each episode's tokens, then episodes) or dapo (over all "
+            "the step's tokens)."
+        ),
+    ] = "grpo",
+    entropy_coeff: Annotated[
+        float,
+        typer.Option(help="Weight of the replies' entropy in the loss (< 0 minimises it)."),
+    ] = 0.0,
     freeze_vision: Annotated[
         bool,
         typer.Option(
@@ -150,7 +161,8 @@ def learning_command(
         probe_samples=min(32, eval_samples), eval_temperature=eval_temperature, seed=seed,
         grpo=tiny_grpo_config(
             steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
-            lr=lr, beta=beta, num_iterations=num_iterations, freeze_vision=freeze_vision,
+            lr=lr, beta=beta, num_iterations=num_iterations, loss_type=loss_type,
+            entropy_coeff=entropy_coeff, freeze_vision=freeze_vision,
             seed=seed,
         ),
     )  # fmt: skip
