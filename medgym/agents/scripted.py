@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medgym.agents.policy import Generation
-from medgym.core.bbox import BBox, clamp
+from medgym.core.bbox import BBox, clamp, iou
 from medgym.core.view import montage_grid, montage_label_box
+from medgym.data.synthetic_layout import zones
 from medgym.errors import ConfigError, did_you_mean
 from medgym.tools.overview import MAX_TILES
 
@@ -194,19 +195,11 @@ class TeacherPolicy:
         rng = _rng(session)
         if rng.random() >= self.misdirect:
             return None
-        others = [
-            z for z in ZONES if max(abs(a - b) for a, b in zip(z, region, strict=True)) > 0.02
-        ]
+        img = session.images[0]
+        # the zones as the questions write them (percent fractions), the named one left out
+        written = [question_region(z.text) for z in zones(img.width, img.height)]
+        others = [z for z in written if z is not None and z != region]
         return others[int(rng.integers(len(others)))]
-
-
-#: The nine zones of ``zone_presence`` questions as fractions of the image, as the questions
-#: write them (``x 0–33%, y 33–67%``).
-ZONES: tuple[tuple[float, float, float, float], ...] = tuple(
-    (x1, y1, x2, y2)
-    for y1, y2 in ((0.0, 0.33), (0.33, 0.67), (0.67, 1.0))
-    for x1, x2 in ((0.0, 0.33), (0.33, 0.67), (0.67, 1.0))
-)
 
 
 def _zone_answer(session: EpisodeSession) -> str | None:
@@ -221,7 +214,7 @@ def _zone_answer(session: EpisodeSession) -> str | None:
     if s.question_type != "zone_presence" or not looked or findings is None:
         return None
     box, named = looked[-1], query.get("region_px")
-    if named is not None and max(abs(a - b) for a, b in zip(box, named, strict=True)) < 4.0:
+    if named is not None and iou(box, tuple(named)) > 0.5:
         return None  # the named zone (up to rounding): the label is the answer
     x1, y1, x2, y2 = box
     for f in findings:

@@ -64,7 +64,7 @@ def test_teacher_answers_at_once_without_a_region() -> None:
 def test_a_misdirected_teacher_looks_elsewhere_and_answers_what_it_sees() -> None:
     """misdirect: for about that share of zone questions the zoom is another of the nine zones
     and the answer is whether a nodule's centre lies in it; otherwise the usual teacher."""
-    from medgym.agents.scripted import ZONES
+    from medgym.data.synthetic_layout import zones
     from medgym.agents.tiny_vlm import TINY_TASK
 
     samples = load("synthetic", split="train", num_samples=48, **TINY_TASK)
@@ -79,8 +79,8 @@ def test_a_misdirected_teacher_looks_elsewhere_and_answers_what_it_sees() -> Non
             assert t.answer == sample.answer
             continue
         missed += 1
-        zone = next(z for z in ZONES if box == pytest.approx([v * 512 for v in z], abs=4.0))
-        assert zone != question_region(sample.question)
+        zone = next(z for z in zones(512, 512) if box == pytest.approx(z.box_px, abs=4.0))
+        assert question_region(zone.text) != question_region(sample.question)
         centres = [
             ((f["bbox_px"][0] + f["bbox_px"][2]) / 2, (f["bbox_px"][1] + f["bbox_px"][3]) / 2)
             for f in sample.meta["findings"]
