@@ -64,8 +64,8 @@ def test_teacher_answers_at_once_without_a_region() -> None:
 def test_a_misdirected_teacher_looks_elsewhere_and_answers_what_it_sees() -> None:
     """misdirect: for about that share of zone questions the zoom is another of the nine zones
     and the answer is whether a nodule's centre lies in it; otherwise the usual teacher."""
-    from medgym.data.synthetic_layout import zones
     from medgym.agents.tiny_vlm import TINY_TASK
+    from medgym.data.synthetic_layout import zones
 
     samples = load("synthetic", split="train", num_samples=48, **TINY_TASK)
     missed = 0
