@@ -101,3 +101,15 @@ def test_misdirect_must_be_a_share() -> None:
         with pytest.raises(ConfigError, match=r"misdirect must be in \[0, 1\)"):
             WarmStartConfig(misdirect=bad)
     assert WarmStartConfig().key() != WarmStartConfig(misdirect=0.3).key()
+
+
+def test_the_warm_starts_misdirected_demonstrations_repeat_on_every_build() -> None:
+    """The teacher's draw is seeded by the trajectory id: the warm start's sessions must have
+    fixed ids, or one cache key would stand for a different model on each build."""
+    from medgym.agents.tiny_vlm.warm_start import _teacher_sessions
+
+    def looks() -> list:
+        sessions = _teacher_sessions(24, 0, "train", "synthetic", False, misdirect=0.5)
+        return [s.trajectory().turns[0].tool_calls[0].bbox_px for s in sessions]
+
+    assert looks() == looks()

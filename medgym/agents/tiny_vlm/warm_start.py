@@ -232,10 +232,11 @@ def _teacher_sessions(
         SessionConfig.from_dict(spec.session),
         SessionConfig.from_dict({**spec.session, "tools": []}),
     )[: 2 if no_tool_episodes else 1]
+    # ids fixed by sample: the teacher's seeded choices (``misdirect``) repeat on every build
     sessions = [
-        EpisodeSession(sample, profile=TINY_PROFILE, config=cfg)
+        EpisodeSession(sample, profile=TINY_PROFILE, config=cfg, trajectory_id=f"{sample.id}#{k}")
         for sample in spec.samples(split, num_samples, seed)
-        for cfg in configs
+        for k, cfg in enumerate(configs)
     ]
     for session in sessions:
         asyncio.run(run_episode(TeacherPolicy(misdirect=misdirect), session))
