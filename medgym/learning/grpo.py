@@ -38,14 +38,9 @@ from medgym.envs.config import SessionConfig
 from medgym.envs.profiles import ModelProfile
 from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
+from medgym.learning.losses import clipped_surrogate, episode_mean_sum, token_logp, token_mean
 
-__all__ = [
-    "GRPOConfig",
-    "LockstepGRPO",
-    "clipped_surrogate",
-    "group_advantages",
-    "token_mean",
-]
+__all__ = ["GRPOConfig", "LockstepGRPO", "group_advantages"]
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +271,7 @@ class LockstepGRPO:
         import torch
 
         batch, targets, mask = encoded
-        logp, entropy = _token_logp(self.model(**batch).logits, targets, entropy=True)
+        logp, entropy = token_logp(self.model(**batch).logits, targets, entropy=True)
         adv = torch.tensor(advantages, dtype=logp.dtype)
         clipped = 0.0
         if old_logp is None:
@@ -286,16 +281,15 @@ class LockstepGRPO:
         loss = -self._reduce(token_obj, mask, step_tokens)
         if self.config.entropy_coeff:
             loss = loss - self.config.entropy_coeff * self._reduce(entropy, mask, step_tokens)
-        count = mask.sum(-1).clamp(min=1)
-        entropy_sum = float(((entropy.detach() * mask).sum(-1) / count).sum())
+        entropy_sum = episode_mean_sum(entropy, mask)
         kl_sum = 0.0
         if self.reference is not None:
             with torch.no_grad():
-                ref = _token_logp(self.reference(**batch).logits, targets)
+                ref = token_logp(self.reference(**batch).logits, targets)
             delta = ref - logp
             token_kl = torch.exp(delta) - delta - 1
             loss = loss + self.config.beta * self._reduce(token_kl, mask, step_tokens)
-            kl_sum = float(((token_kl.detach() * mask).sum(-1) / count).sum())
+            kl_sum = episode_mean_sum(token_kl, mask)
         loss.backward()
         return float(loss.detach()), kl_sum, entropy_sum, clipped
 
@@ -310,7 +304,7 @@ class LockstepGRPO:
 
         batch, targets, _ = encoded
         with torch.no_grad():
-            return _token_logp(self.model(**batch).logits, targets)
+            return token_logp(self.model(**batch).logits, targets)
 
     def step(self, index: int) -> dict[str, Any]:
         """One GRPO step; returns its metrics record (the reward's record plus timings)."""
@@ -335,8 +329,9 @@ class LockstepGRPO:
             self.model.train()
             old = [self._sampling_logp(e) for e in encoded]
         generated = sum(len(t.token_ids or ()) for s in sessions for t in s.turns)
+        trained_tokens = sum(float(e[2].sum()) for e in encoded)
         # dapo's normaliser: every generated token of the step, live episode or not
-        step_tokens = float(generated or sum(float(e[2].sum()) for e in encoded) or 1)
+        step_tokens = float(generated or trained_tokens or 1)
         loss, kl, entropy, clipped, grad_norm = 0.0, 0.0, 0.0, 0.0, 0.0
         self.model.train()
         for it in range(cfg.num_iterations if live else 0):
@@ -353,7 +348,6 @@ class LockstepGRPO:
             )
             self.optimizer.step()
         self.model.eval()
-        tokens = sum(float(e[2].sum()) for e in encoded)
         record.update(
             step=index,
             loss=loss,
@@ -361,8 +355,8 @@ class LockstepGRPO:
             entropy=entropy / len(live) if live else 0.0,
             grad_norm=grad_norm,
             live_fraction=len(live) / len(sessions),
-            clip_fraction=clipped / (tokens * (cfg.num_iterations - 1))
-            if tokens and cfg.num_iterations > 1
+            clip_fraction=clipped / (trained_tokens * (cfg.num_iterations - 1))
+            if trained_tokens and cfg.num_iterations > 1
             else 0.0,
             completion_tokens=generated / len(sessions),
             rollout_seconds=t1 - t0,
@@ -384,67 +378,6 @@ class LockstepGRPO:
                 self.history.append(record)
                 advance(record)
         return self.history
-
-
-def token_mean(values: Any, mask: Any, loss_type: str, *, episodes: int, tokens: float) -> Any:
-    """A chunk's share of a step's mean of per-token ``values``, as ``loss_type`` takes it.
-
-    Args:
-        values: ``(batch, tokens)`` per-token terms of the chunk's episodes.
-        mask: ``(batch, tokens)``, true on the tokens that count.
-        loss_type: ``"grpo"``: each episode's mean over its tokens, summed and divided by the
-            step's ``episodes``; ``"dapo"``: the sum over tokens divided by the step's
-            generated ``tokens``.
-        episodes: Episodes in the step (chunks sum to the step's mean).
-        tokens: Generated tokens in the step.
-
-    Example:
-        >>> import torch
-        >>> v, m = torch.tensor([[1.0, 3.0], [2.0, 0.0]]), torch.tensor([[1, 1], [1, 0]])
-        >>> float(token_mean(v, m, "grpo", episodes=2, tokens=3)), float(
-        ...     token_mean(v, m, "dapo", episodes=2, tokens=3))
-        (2.0, 2.0)
-    """
-    if loss_type == "dapo":
-        return (values * mask).sum() / tokens
-    return ((values * mask).sum(-1) / mask.sum(-1).clamp(min=1)).sum() / episodes
-
-
-def clipped_surrogate(
-    logp: Any, old_logp: Any, advantages: Any, mask: Any, epsilon: float
-) -> tuple[Any, float]:
-    """PPO's clipped objective per token: ``min(r A, clip(r, 1 - epsilon, 1 + epsilon) A)``.
-
-    Args:
-        logp: ``(batch, tokens)`` log-probabilities under the policy being trained.
-        old_logp: The same under the policy that sampled the rollouts (no gradient).
-        advantages: ``(batch,)`` advantage of each sequence.
-        mask: ``(batch, tokens)``, true on the tokens that count.
-        epsilon: Clip range: ``r`` is held in ``[1 - epsilon, 1 + epsilon]``.
-
-    Returns:
-        ``(per-token objective (to maximise), number of clipped tokens under mask)``. At
-        ``r = 1`` its gradient is ``A * grad log p``: the first, on-policy pass's.
-    """
-    ratio = (logp - old_logp).exp()
-    a = advantages.unsqueeze(-1)
-    token_obj = (ratio * a).minimum(ratio.clamp(1 - epsilon, 1 + epsilon) * a)
-    clipped = float((((ratio - 1).abs() > epsilon) & mask).sum())
-    return token_obj, clipped
-
-
-def _token_logp(logits: Any, targets: Any, *, entropy: bool = False) -> Any:
-    """Log-probability of each next token ``targets`` under ``logits`` (one position ahead).
-
-    With ``entropy``: ``(log-probabilities, entropy of each position's distribution)``.
-    """
-    import torch
-
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    if not entropy:
-        return picked
-    return picked, -(logprobs.exp() * logprobs).sum(-1)
 
 
 def _frozen_copy(model: Any) -> Any:

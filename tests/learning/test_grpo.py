@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from medgym.errors import ConfigError
-from medgym.learning.grpo import GRPOConfig, clipped_surrogate, group_advantages, token_mean
+from medgym.learning.grpo import GRPOConfig, group_advantages
+from medgym.learning.losses import clipped_surrogate, token_mean
 
 
 def test_advantages_are_group_relative() -> None:
@@ -249,7 +250,7 @@ def test_entropy_coeff_moves_the_entropy_its_way(format_warm_dir, coeff: float) 
     on the entropy term alone (zero advantages) lowers the entropy when it is negative."""
     import torch
 
-    from medgym.learning.grpo import _token_logp
+    from medgym.learning.losses import token_logp
 
     policy, trainer, _ = _tiny_trainer(format_warm_dir, steps=1, entropy_coeff=coeff)
     sessions = trainer.rollout(trainer.samples[:2])
@@ -258,7 +259,7 @@ def test_entropy_coeff_moves_the_entropy_its_way(format_warm_dir, coeff: float) 
 
     def mean_entropy() -> float:
         with torch.no_grad():
-            _, h = _token_logp(policy.model(**batch).logits, targets, entropy=True)
+            _, h = token_logp(policy.model(**batch).logits, targets, entropy=True)
         return float(((h * mask).sum(-1) / mask.sum(-1)).mean())  # per episode, as logged
 
     before = mean_entropy()
