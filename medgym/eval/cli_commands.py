@@ -7,21 +7,35 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["compare", "eval_command", "register", "report"]
+from medgym.errors import ConfigError
+
+__all__ = ["compare", "eval_command", "register", "report", "task_settings"]
 
 console = Console()
 
 
 def eval_command(
     policy: Annotated[str, typer.Option(help="scripted:NAME, hf:PATH or openai:URL:MODEL.")],
-    data: Annotated[str, typer.Option(help="Dataset NAME[:split] (split defaults to test).")],
     out: Annotated[Path, typer.Option(help="Output folder (resumes what it finds there).")],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset NAME[:split] (split defaults to test; default: the tiny task's)."
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="Tiny task (synthetic, synthetic3d): its data settings and session budgets; "
+            "default: the one an hf: checkpoint recorded; none: the dataset's own defaults."
+        ),
+    ] = None,
     env: Annotated[str, typer.Option(help="Env id: tools and budgets.")] = "MedVQA-Zoom-v0",
     n: Annotated[int, typer.Option(help="Rollouts per sample.")] = 1,
     evr: Annotated[str, typer.Option(help="EVR mode: off, branch or reground.")] = "off",
@@ -53,9 +67,14 @@ def eval_command(
     from medgym.eval.harness import EvalConfig, run_eval
 
     logging.basicConfig(level=logging.WARNING)
-    data_kwargs = {"num_samples": num_samples} if num_samples is not None else {}
+    data, data_kwargs, session_options, note = task_settings(policy, task, data)
+    if note:
+        console.print(note)
+    if num_samples is not None:
+        data_kwargs["num_samples"] = num_samples
     config = EvalConfig(
-        policy=policy, data=data, data_kwargs=data_kwargs, env=env, n=n, evr=evr,
+        policy=policy, data=data, data_kwargs=data_kwargs, session_options=session_options,
+        env=env, n=n, evr=evr,
         ablations=tuple(a for a in ablate.split(",") if a.strip()), judge=judge, limit=limit,
         concurrency=concurrency, pseudo=pseudo, resamples=resamples, seed=seed,  # type: ignore[arg-type]
         profile=profile,
@@ -64,6 +83,47 @@ def eval_command(
     console.print(f"profile: {result.results['profile']}")
     _print_conditions(result.results)
     console.print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
+
+
+def task_settings(
+    policy: str, task: str | None, data: str | None
+) -> tuple[str, dict[str, Any], dict[str, Any], str | None]:
+    """``medgym eval``'s data, loader options, session options and a note, from its flags.
+
+    A tiny task (:data:`~medgym.agents.tiny_vlm.TINY_TASKS`), named or recorded by an
+    ``hf:`` checkpoint (``medgym_task.json``), gives its loader settings and session budgets:
+    the tiny agent evaluated on the dataset's default mix answers questions it never saw.
+
+    Raises:
+        ConfigError: No data and no task; a named task on another dataset than ``data``.
+    """
+    from medgym.agents.tiny_vlm.builder import get_tiny_task, load_checkpoint_task
+
+    recorded = False
+    if task is None and policy.startswith("hf:") and Path(policy[3:]).is_dir():
+        task = load_checkpoint_task(policy[3:])
+        recorded = task is not None
+    if task is None or task == "none":
+        if data is None:
+            raise ConfigError("give --data NAME[:split], or --task for a tiny task's data")
+        return data, {}, {}, None
+    spec = get_tiny_task(task)
+    if data is not None and data.partition(":")[0] != spec.dataset:
+        if not recorded:
+            raise ConfigError(
+                f"--task {task} is on dataset `{spec.dataset}`; --data names `{data}`"
+            )
+        return data, {}, {}, (
+            f"[yellow]the checkpoint was trained on tiny task `{task}` ({spec.dataset}); "
+            f"evaluating on `{data}` as asked, with its own defaults[/yellow]"
+        )  # fmt: skip
+    source = " (recorded by the checkpoint; --task none for the dataset's defaults)"
+    return (
+        data or f"{spec.dataset}:test",
+        dict(spec.load),
+        dict(spec.session),
+        f"task: {task}{source if recorded else ''}",
+    )
 
 
 def _print_conditions(results: dict) -> None:  # type: ignore[type-arg]

@@ -225,13 +225,15 @@ def split_samples(config: LearningConfig) -> dict[str, list[Sample]]:
     }
 
 
-def _save_checkpoint(model: Any, processor: Any, profile: Any, out: Path) -> Path:
+def _save_checkpoint(model: Any, processor: Any, profile: Any, task: str, out: Path) -> Path:
+    from medgym.agents.tiny_vlm.builder import save_checkpoint_task
     from medgym.envs.profiles import save_checkpoint_profile
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     save_checkpoint_profile(out, profile)
+    save_checkpoint_task(out, task)
     return out
 
 
@@ -296,7 +298,9 @@ def train_variant(
     )  # fmt: skip
     trainer.train(progress=progress, label=f"GRPO {name}")
     seconds = time.perf_counter() - start
-    ckpt = _save_checkpoint(policy.model, policy.processor, profile, out / "models" / name)
+    ckpt = _save_checkpoint(
+        policy.model, policy.processor, profile, config.task, out / "models" / name
+    )
     return {
         "checkpoint": str(ckpt),
         "steps": config.grpo.steps,

@@ -184,3 +184,72 @@ def test_a_profile_that_disagrees_with_the_checkpoint_warns(format_warm_dir, cap
     assert resolve_profile(EvalConfig(policy="hf:x", data="synthetic"), policy).name == "tiny-vlm"
     with pytest.raises(ConfigError, match="unknown model profile"):
         EvalConfig(policy="hf:x", data="synthetic", profile="tiny-vml")
+
+
+def test_checkpoints_record_their_tiny_task(format_warm_dir, tmp_path) -> None:
+    from medgym.agents.tiny_vlm.builder import (
+        TASK_FILE,
+        load_checkpoint_task,
+        save_checkpoint_task,
+    )
+
+    assert load_checkpoint_task(format_warm_dir) == "synthetic"  # the warm start writes it
+    assert load_checkpoint_task(tmp_path) is None  # a folder that recorded nothing
+    save_checkpoint_task(tmp_path, "synthetic3d")
+    assert load_checkpoint_task(tmp_path) == "synthetic3d"
+    with pytest.raises(ConfigError, match="unknown tiny task"):
+        save_checkpoint_task(tmp_path, "synthetic2d")
+    (tmp_path / TASK_FILE).write_text('{"task": 3}')
+    with pytest.raises(ConfigError, match='must hold {"task": NAME}'):
+        load_checkpoint_task(tmp_path)
+    (tmp_path / TASK_FILE).write_text("{not json")
+    with pytest.raises(ConfigError, match="not readable JSON"):
+        load_checkpoint_task(tmp_path)
+
+
+def test_eval_flags_take_the_task_the_checkpoint_recorded(tmp_path) -> None:
+    from medgym.agents.tiny_vlm import TINY_SESSION, TINY_TASK
+    from medgym.agents.tiny_vlm.builder import save_checkpoint_task
+    from medgym.eval.cli_commands import task_settings
+
+    save_checkpoint_task(tmp_path, "synthetic")
+    data, kwargs, session, note = task_settings(f"hf:{tmp_path}", None, None)
+    assert (data, kwargs, session) == ("synthetic:test", TINY_TASK, TINY_SESSION)
+    assert note is not None and "recorded by the checkpoint" in note
+    # a split of the task's dataset keeps the task's settings
+    assert task_settings(f"hf:{tmp_path}", None, "synthetic:validate")[:2] == (
+        "synthetic:validate", TINY_TASK,
+    )  # fmt: skip
+    # another dataset, or `--task none`: the dataset's own defaults (a note says so)
+    data, kwargs, session, note = task_settings(f"hf:{tmp_path}", None, "vqa-rad")
+    assert (data, kwargs, session) == ("vqa-rad", {}, {}) and "trained on tiny task" in note
+    assert task_settings(f"hf:{tmp_path}", "none", "synthetic") == ("synthetic", {}, {}, None)
+    # named, not recorded
+    assert task_settings("scripted:oracle", "synthetic", None)[:2] == ("synthetic:test", TINY_TASK)
+    with pytest.raises(ConfigError, match="--task synthetic is on dataset `synthetic`"):
+        task_settings("scripted:oracle", "synthetic", "synthetic3d")
+    with pytest.raises(ConfigError, match="give --data"):
+        task_settings("scripted:oracle", None, None)
+    with pytest.raises(ConfigError, match="unknown tiny task"):
+        task_settings("scripted:oracle", "synthetic4d", None)
+
+
+def test_medgym_eval_of_the_tiny_checkpoint_runs_its_task(format_warm_dir, tmp_path) -> None:
+    """`medgym eval --policy hf:CKPT` with no data flags: the tiny task's questions and
+    budgets, not the default four-family mix (on which the tiny agent scored 0.06)."""
+    from typer.testing import CliRunner
+
+    from medgym.agents.tiny_vlm import TINY_TASK
+    from medgym.cli import app
+
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, [
+        "eval", "--policy", f"hf:{format_warm_dir}", "--out", str(out), "--num-samples", "8",
+        "--resamples", "10",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "task: synthetic (recorded by the checkpoint" in result.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["profile"] == "tiny-vlm"
+    assert res["config"]["data_kwargs"]["families"] == list(TINY_TASK["families"])
+    assert res["conditions"]["main"]["metrics"]["answer_rate"]["value"] >= 0.75

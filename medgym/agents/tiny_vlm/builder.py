@@ -8,6 +8,7 @@ temporary or cache folder.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from medgym.envs.profiles import ModelProfile, get_profile, save_checkpoint_prof
 from medgym.errors import ConfigError, DependencyNotInstalled
 
 __all__ = [
+    "TASK_FILE",
     "TINY3D_SESSION",
     "TINY3D_TASK",
     "TINY_PROFILE",
@@ -27,7 +29,9 @@ __all__ = [
     "TinyVLMConfig",
     "build_tiny_vlm",
     "get_tiny_task",
+    "load_checkpoint_task",
     "load_tiny_vlm",
+    "save_checkpoint_task",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,6 +126,45 @@ def get_tiny_task(name: str) -> TinyTask:
     if name not in TINY_TASKS:
         raise ConfigError(f"unknown tiny task `{name}`; known: {', '.join(TINY_TASKS)}")
     return TINY_TASKS[name]
+
+
+#: File in a checkpoint folder naming the tiny task it was trained on (``{"task": name}``).
+TASK_FILE = "medgym_task.json"
+
+
+def save_checkpoint_task(path: str | Path, name: str) -> Path:
+    """Record in the checkpoint folder ``path`` that it was trained on the tiny task ``name``.
+
+    ``medgym eval --policy hf:PATH`` then evaluates it on that task's data settings and session
+    budgets unless told otherwise (:func:`load_checkpoint_task`).
+
+    Raises:
+        ConfigError: ``name`` is not a tiny task.
+    """
+    get_tiny_task(name)
+    out = Path(path) / TASK_FILE
+    out.write_text(json.dumps({"task": name}), encoding="utf-8")
+    return out
+
+
+def load_checkpoint_task(path: str | Path) -> str | None:
+    """The tiny task a checkpoint folder recorded, or ``None`` when it recorded none.
+
+    Raises:
+        ConfigError: ``medgym_task.json`` exists but does not name a tiny task.
+    """
+    file = Path(path) / TASK_FILE
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{file} is not readable JSON: {e}") from e
+    name = data.get("task") if isinstance(data, dict) else None
+    if not isinstance(name, str):
+        raise ConfigError(f'{file} must hold {{"task": NAME}}; got {data!r:.80}')
+    get_tiny_task(name)
+    return name
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from medgym.agents.tiny_vlm.builder import (
+    TASK_FILE,
     TINY_PROFILE,
     TinyVLMConfig,
     build_tiny_vlm,
     get_tiny_task,
+    save_checkpoint_task,
 )
 from medgym.envs.profiles import save_checkpoint_profile
 from medgym.errors import ConfigError
@@ -415,6 +417,8 @@ def warm_start(
     folder = root / f"tiny-qwen2.5-vl-{cfg.key()}"
     if (folder / _MARKER).is_file() and not force:
         logger.info("warm-started tiny model found at %s", folder)
+        if not (folder / TASK_FILE).is_file():  # cached before checkpoints recorded their task
+            save_checkpoint_task(folder, cfg.task)
         return folder
     start = time.perf_counter()  # an optional time cap covers building and data too
     tmp = root / f".{folder.name}.tmp{os.getpid()}"
@@ -489,6 +493,7 @@ def warm_start(
             cfg.max_steps,
         )
     save_checkpoint_profile(tmp, TINY_PROFILE)
+    save_checkpoint_task(tmp, cfg.task)
     (tmp / _MARKER).write_text(json.dumps(record, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
