@@ -37,7 +37,7 @@ def demo(
     ] = True,
     rl_steps: Annotated[
         int, typer.Option(help="Label-free GRPO steps of the tiny model (0 skips it).")
-    ] = 15,
+    ] = 30,
     tiny: Annotated[
         bool, typer.Option("--tiny/--no-tiny", help="Warm-start and train the tiny offline VLM.")
     ] = True,

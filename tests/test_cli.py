@@ -79,3 +79,26 @@ def test_missing_checkpoint_is_a_user_error(tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--policy", f"hf:{tmp_path / 'nope'}", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_learning_command_defaults_are_the_benchmarks_settings(tmp_path, monkeypatch) -> None:
+    """`medgym learning` without flags trains with `tiny_grpo_config()` and the default
+    `LearningConfig`: the command's defaults cannot drift from the benchmark's."""
+    import medgym.learning.bench as bench
+
+    seen = []
+
+    def fake_run(config, out, **kwargs):
+        seen.append(config)
+        return {}
+
+    monkeypatch.setattr(bench, "run_learning", fake_run)
+    result = CliRunner().invoke(app, ["learning", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert config.grpo == bench.tiny_grpo_config(seed=0)
+    assert config.grpo.steps == bench.TINY_GRPO["steps"]
+    assert config.grpo.entropy_coeff == bench.TINY_GRPO["entropy_coeff"] < 0
+    default = bench.LearningConfig()
+    for name in ("variants", "rl_samples", "eval_samples", "eval_temperature", "task", "seed"):
+        assert getattr(config, name) == getattr(default, name), name

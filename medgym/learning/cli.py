@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medgym.learning.bench import TINY_GRPO
+
 __all__ = ["learning_command", "print_summary", "quiet_libraries", "register"]
 
 console = Console()
@@ -71,10 +73,16 @@ def learning_command(
             "(default: all; the warm start is always evaluated)."
         ),
     ] = "",
-    steps: Annotated[int, typer.Option(help="GRPO steps per variant.")] = 40,
-    prompts_per_step: Annotated[int, typer.Option(help="Samples (groups) per step.")] = 8,
-    num_generations: Annotated[int, typer.Option(help="Rollouts per sample (G).")] = 4,
-    lr: Annotated[float, typer.Option(help="GRPO learning rate.")] = 3e-5,
+    steps: Annotated[int, typer.Option(help="GRPO steps per variant.")] = TINY_GRPO["steps"],
+    prompts_per_step: Annotated[
+        int,
+        typer.Option(help="Samples (groups) per step."),
+    ] = TINY_GRPO["prompts_per_step"],
+    num_generations: Annotated[
+        int,
+        typer.Option(help="Rollouts per sample (G)."),
+    ] = TINY_GRPO["num_generations"],
+    lr: Annotated[float, typer.Option(help="GRPO learning rate.")] = TINY_GRPO["lr"],
     beta: Annotated[
         float, typer.Option(help="KL weight to the warm start (0: no KL term, as TRL's default).")
     ] = 0.0,
@@ -95,14 +103,14 @@ def learning_command(
     entropy_coeff: Annotated[
         float,
         typer.Option(help="Weight of the replies' entropy in the loss (< 0 minimises it)."),
-    ] = 0.0,
+    ] = TINY_GRPO["entropy_coeff"],
     freeze_vision: Annotated[
         bool,
         typer.Option(
             "--freeze-vision/--train-vision",
             help="Train the language model only (default) or the vision tower too.",
         ),
-    ] = True,
+    ] = TINY_GRPO["freeze_vision"],
     eval_temperature: Annotated[
         float, typer.Option(help="Sampling temperature of the split-C evaluation.")
     ] = 1.0,
