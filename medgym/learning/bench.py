@@ -45,6 +45,7 @@ __all__ = [
     "split_samples",
     "strip_labels",
     "tiny_grpo_config",
+    "variant_session",
 ]
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class Variant:
         options: Options of the reward.
         tools: Train in the env with tools (``False``: answer at once, no tools).
         labels: The RL split keeps its labels (the supervised reference only).
+        penalties: The session's penalties (malformed calls, over-budget turns) enter the
+            reward (``False``: no signal but the reward's, for the ``entropy-only`` control).
         description: One line for tables and the report.
     """
 
@@ -80,6 +83,7 @@ class Variant:
     options: dict[str, Any] = field(default_factory=dict)
     tools: bool = True
     labels: bool = False
+    penalties: bool = True
     description: str = ""
 
 
@@ -103,6 +107,13 @@ VARIANTS: dict[str, Variant] = {
         reward="label_free",
         tools=False,
         description="label-free reward in the env without tools",
+    ),
+    "entropy-only": Variant(
+        reward="label_free",
+        options={"w_acc": 0.0, "w_format": 0.0, "w_tool": 0.0},
+        penalties=False,
+        description="every reward and penalty 0: the entropy term alone trains (the control "
+        "that says what the reward adds; with entropy_coeff 0 nothing trains)",
     ),
 }
 """The variants of the benchmark, by name."""
@@ -249,6 +260,22 @@ def _save_checkpoint(model: Any, processor: Any, profile: Any, task: str, out: P
     return out
 
 
+def variant_session(variant: Variant, task: str, penalty_weight: float = 1.0) -> Any:
+    """The ``SessionConfig`` a variant trains in.
+
+    The tiny task's budgets, without tools for ``no-tools``, the penalties scaled by
+    ``penalty_weight`` (0 where the variant has none).
+    """
+    from medgym.agents.tiny_vlm import get_tiny_task
+    from medgym.envs.config import SessionConfig
+
+    options = dict(get_tiny_task(task).session)
+    if not variant.tools:
+        options["tools"] = []
+    weight = penalty_weight if variant.penalties else 0.0
+    return SessionConfig.from_dict(options).with_penalty_weight(weight)
+
+
 def train_variant(
     name: str,
     warm_dir: Path,
@@ -271,10 +298,7 @@ def train_variant(
     if profile is None:
         raise ConfigError(f"{warm_dir} records no model profile (medgym_profile.json)")
     task_session = get_tiny_task(config.task).session
-    options = dict(task_session)
-    if not variant.tools:
-        options["tools"] = []
-    session = SessionConfig.from_dict(options).with_penalty_weight(config.grpo.penalty_weight)
+    session = variant_session(variant, config.task, config.grpo.penalty_weight)
     reward = SessionGroupReward(
         num_generations=config.grpo.num_generations,
         reward=variant.reward,

@@ -69,8 +69,8 @@ def learning_command(
     variants: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: label-free, label-free-no-cca, supervised, no-tools "
-            "(default: all; the warm start is always evaluated)."
+            help="Comma-separated: label-free, label-free-no-cca, supervised, no-tools, "
+            "entropy-only (default: all; the warm start is always evaluated)."
         ),
     ] = "",
     steps: Annotated[int, typer.Option(help="GRPO steps per variant.")] = TINY_GRPO["steps"],

@@ -253,3 +253,23 @@ def test_medgym_eval_of_the_tiny_checkpoint_runs_its_task(format_warm_dir, tmp_p
     assert res["profile"] == "tiny-vlm"
     assert res["config"]["data_kwargs"]["families"] == list(TINY_TASK["families"])
     assert res["conditions"]["main"]["metrics"]["answer_rate"]["value"] >= 0.75
+
+
+def test_the_entropy_only_control_gets_no_reward_and_no_penalty() -> None:
+    """`entropy-only`: every group reward and every session penalty is 0, so every advantage
+    is 0 and only the entropy term can train; the other variants keep the penalties."""
+    from medgym.agents import GroupRunner, RandomZoomPolicy
+    from medgym.data import load
+    from medgym.learning.bench import variant_session
+    from medgym.rewards.group import make_group_reward
+
+    v = VARIANTS["entropy-only"]
+    samples = load("synthetic", split="validate", num_samples=4, image_size=512)
+    reward = make_group_reward(v.reward, embedder="hashing", **v.options)
+    groups = GroupRunner(n=4, progress=False).run(strip_labels(samples), RandomZoomPolicy())
+    assert all(r == 0.0 for g in groups for r in reward.reward(g).rewards)
+    penalties = variant_session(v, "synthetic", penalty_weight=5.0).penalties
+    assert (penalties.format_error, penalties.tool_error, penalties.budget) == (0, 0, 0)
+    kept = variant_session(VARIANTS["label-free"], "synthetic").penalties
+    assert kept.format_error > 0 and kept.tool_error > 0
+    assert variant_session(VARIANTS["no-tools"], "synthetic").tools == ()
