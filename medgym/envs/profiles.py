@@ -24,6 +24,7 @@ __all__ = [
     "ModelProfile",
     "get_profile",
     "load_checkpoint_profile",
+    "read_checkpoint_record",
     "save_checkpoint_profile",
     "smart_resize",
 ]
@@ -264,6 +265,21 @@ def save_checkpoint_profile(path: str | Path, profile: str | ModelProfile) -> Pa
     return out
 
 
+def read_checkpoint_record(path: str | Path, name: str) -> Any | None:
+    """The JSON of the record ``name`` in the checkpoint folder ``path``; ``None`` if absent.
+
+    Raises:
+        ConfigError: The file exists but is not readable JSON.
+    """
+    file = Path(path) / name
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{file} is not readable JSON: {e}") from e
+
+
 def load_checkpoint_profile(path: str | Path) -> ModelProfile | None:
     """The profile a checkpoint folder recorded, or ``None`` when it recorded none.
 
@@ -271,12 +287,9 @@ def load_checkpoint_profile(path: str | Path) -> ModelProfile | None:
         ConfigError: If ``medgym_profile.json`` exists but is not a valid profile.
     """
     file = Path(path) / PROFILE_FILE
-    if not file.is_file():
+    data = read_checkpoint_record(path, PROFILE_FILE)
+    if data is None:
         return None
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{file} is not readable JSON: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a JSON object; got {type(data).__name__}")
     known = {f.name for f in fields(ModelProfile)}

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medgym.envs.profiles import ModelProfile, get_profile, save_checkpoint_profile
+from medgym.envs.profiles import (
+    ModelProfile,
+    get_profile,
+    read_checkpoint_record,
+    save_checkpoint_profile,
+)
 from medgym.errors import ConfigError, DependencyNotInstalled
 
 __all__ = [
@@ -153,15 +158,12 @@ def load_checkpoint_task(path: str | Path) -> str | None:
     Raises:
         ConfigError: ``medgym_task.json`` exists but does not name a tiny task.
     """
-    file = Path(path) / TASK_FILE
-    if not file.is_file():
+    data = read_checkpoint_record(path, TASK_FILE)
+    if data is None:
         return None
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{file} is not readable JSON: {e}") from e
     name = data.get("task") if isinstance(data, dict) else None
     if not isinstance(name, str):
+        file = Path(path) / TASK_FILE
         raise ConfigError(f'{file} must hold {{"task": NAME}}; got {data!r:.80}')
     get_tiny_task(name)
     return name
