@@ -189,11 +189,10 @@ def apply_window(pixels: np.ndarray, window: Window) -> np.ndarray:
     35 -> 15 ms, and the memory traffic slowed every other request on the host).
     """
     low, scale = np.float32(window.low), np.float32(255.0 / window.width)
-    rows = pixels.shape[0] if pixels.ndim else 1
-    per_row = pixels[0].size if pixels.ndim and rows else 1
-    step = max(1, _WINDOW_BLOCK // max(1, per_row))
-    if pixels.size <= _WINDOW_WHOLE or rows <= step:
+    if pixels.size <= _WINDOW_WHOLE:
         return _window_block(pixels, low, scale)
+    rows = pixels.shape[0]  # over a million elements: at least one axis, and rows
+    step = max(1, _WINDOW_BLOCK // (pixels.size // rows))
     out = np.empty(pixels.shape, np.uint8)
     for r in range(0, rows, step):
         out[r : r + step] = _window_block(pixels[r : r + step], low, scale)
