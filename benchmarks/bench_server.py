@@ -22,6 +22,11 @@ images past the heavy queue). It reports the good client's p50/p99 in both runs,
 the attackers got, any 5xx other than the deliberate 503, and the server's peak RSS against the
 sum of its memory budgets.
 
+Then, with ``--bulk N``, the price of the per-client budget of heavy work to a legitimate client:
+N new images (``--bulk-size`` px square) registered by 8 threads of ``ToolServerClient`` (which
+waits out 429s) on one address, against this server and against a second one with the budget
+off (``MEDGYM_CLIENT_HEAVY_RATE=0``), one after the other: seconds for each and their ratio.
+
 Not run in CI. Usage: ``python benchmarks/bench_server.py --duration 10 --soak 60 --abuse 30``;
 ``--only-abuse`` skips the wrk cases (no wrk needed).
 """
@@ -227,6 +232,9 @@ def main() -> None:
         help=f"attacks to run, comma-separated, of {', '.join(ATTACKS)}; 'none': a control run "
         "(the second phase as quiet as the first: the ratio's own noise)",
     )  # fmt: skip
+    ap.add_argument("--bulk", type=int, default=0,
+                    help="new images a legitimate client registers, budget on and off (0 skips)")
+    ap.add_argument("--bulk-size", type=int, default=1024, help="side of the --bulk images, px")
     ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     only = tuple(a for a in args.attackers.split(",") if a and a != "none")
@@ -260,6 +268,8 @@ def main() -> None:
         if args.only_abuse:
             seconds = min(60, max(5, args.abuse))
             abuse(base, sample, d, seconds, server.pid, args.attacker_nice, only)
+            if args.bulk:
+                bulk(base, env, args.bulk, args.bulk_size)
             return
         tmp = Path(tempfile.mkdtemp())
         cases: list[tuple[str, str, int, str | None]] = [
@@ -298,6 +308,8 @@ def main() -> None:
             soak(base, sample, d, args.soak, server.pid)
         if args.abuse:
             abuse(base, sample, d, min(60, args.abuse), server.pid, args.attacker_nice, only)
+        if args.bulk:
+            bulk(base, env, args.bulk, args.bulk_size)
     finally:
         for p in (server, bare):
             p.terminate()
@@ -353,7 +365,7 @@ def _good_client(base: str, sample: object, desc: dict, stop: float) -> tuple[li
     view = ViewSpec(bbox_px=(0, 0, desc["width"], desc["height"]), out_size=(448, 448))
     rng = random.Random(0)
     lat, failed = [], 0
-    with ToolServerClient(base, timeout=10, retries=0) as c:
+    with ToolServerClient(base, timeout=10, retries=0, patience=0) as c:
         while time.monotonic() < stop:
             x, y, w = rng.randint(0, 180), rng.randint(0, 180), rng.randint(60, 260)
             t0 = time.perf_counter()
@@ -521,6 +533,45 @@ def abuse(
         "its processes) "
         "(budgets: image cache 2 GiB, renders 256 MiB, upload store 1 GiB, all by default)"
     )
+
+
+def _register_all(base: str, n: int, size: int, first_seed: int) -> float:
+    """Seconds for 8 threads to register ``n`` new ``size`` px images (429s waited out)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medgym.serving.client import ToolServerClient
+
+    def register(c: ToolServerClient, k: int) -> None:
+        uri = f"synthetic://v1?kind=xray&size={size}&seed={first_seed + k}&noise=1&decoys=0"
+        c.request("POST", "/v1/images/register", json={"ref": {"uri": uri}})
+
+    with ToolServerClient(base, timeout=60, patience=3600) as c, ThreadPoolExecutor(8) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(lambda k: register(c, k), range(n)))
+        return time.perf_counter() - t0
+
+
+def bulk(base: str, env: dict[str, str], n: int, size: int) -> None:
+    """A legitimate bulk registration, budget as configured vs budget off (a second server)."""
+    port = free_port()
+    off = subprocess.Popen(
+        [sys.executable, "-m", "medgym", "serve"],
+        env={**env, "MEDGYM_PORT": str(port), "MEDGYM_CLIENT_HEAVY_RATE": "0"},
+    )
+    try:
+        wait_up(f"http://127.0.0.1:{port}/v1/health")
+        time.sleep(2)  # this server's last refusals (held 1 s) are out; its budget refills
+        budgeted = _register_all(base, n, size, 50_000)
+        unlimited = _register_all(f"http://127.0.0.1:{port}", n, size, 50_000)
+    finally:
+        off.terminate()
+        off.wait(timeout=10)
+    rate = env.get("MEDGYM_CLIENT_HEAVY_RATE", "default")
+    print(f"bulk: {n} new {size} px images, 8 threads, one address")
+    print(f"{'client heavy budget':<28} {'seconds':>8} {'images/s':>9}")
+    for name, sec in ((f"MEDGYM_CLIENT_HEAVY_RATE={rate}", budgeted), ("off (=0)", unlimited)):
+        print(f"{name:<28} {sec:>8.1f} {n / sec:>9.1f}")
+    print(f"slowdown from the budget: {budgeted / unlimited:.2f}x")
 
 
 if __name__ == "__main__":

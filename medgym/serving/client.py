@@ -1,8 +1,11 @@
 """Sync and async HTTP clients of the tool server (httpx): pooled, with timeouts and retries.
 
-Retries (exponential backoff with jitter) cover 5xx answers and connection-level failures only;
-a 4xx is final and raised as the matching medgym error: ``ToolError`` (422 from a tool, same
-message the model would see), ``DatasetError`` (400), else :class:`ToolServerError`.
+Retries (exponential backoff with jitter) cover 5xx answers and connection-level failures, at
+most ``retries`` of them per request. A 429 (this client's share of the server's heavy work is
+spent for now) is waited out instead, for its ``Retry-After``, for at most ``patience`` seconds in
+all per request: a batch of new images then registers at the rate the server allows instead of
+failing. Any other 4xx is final and raised as the matching medgym error: ``ToolError`` (422 from
+a tool, same message the model would see), ``DatasetError`` (400), else :class:`ToolServerError`.
 
 Example:
     >>> client = ToolServerClient("http://127.0.0.1:8000")  # doctest: +SKIP
@@ -117,36 +120,70 @@ def _render_pixels(response: httpx.Response, encoding: str) -> np.ndarray:
     return decode_pixels(response.content, encoding, shape or None)
 
 
-class _Base:
-    def __init__(
-        self, base_url: str, *, token: str | None = None, timeout: float = 30.0,
-        retries: int = 3, backoff: float = 0.1, max_connections: int = 64,
-    ) -> None:  # fmt: skip
-        if retries < 0 or backoff < 0 or timeout <= 0:
-            raise ConfigError(
-                f"need retries >= 0, backoff >= 0, timeout > 0; got {retries}, {backoff}, {timeout}"
-            )
-        self.base_url = base_url.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+class _Attempts:
+    """What one request has spent on retries; says how long to wait before the next attempt."""
 
-    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
-        """Backoff before retry ``attempt``; at least the server's ``Retry-After`` (capped)."""
-        delay = self.backoff * (2**attempt) * (0.5 + random.random() / 2)
-        if response is not None:
-            with contextlib.suppress(ValueError):
-                delay = max(delay, min(float(response.headers.get("retry-after", 0)), 30.0))
-        return delay
+    def __init__(self, client: _Base) -> None:
+        self.client = client
+        self.failures = 0  # 5xx answers and connection failures so far
+        self.waited = 0.0  # seconds spent waiting out 429s so far
+
+    def next_delay(self, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before trying again, or ``None`` to give up.
+
+        Args:
+            response: The answer (a 5xx or a 429), or ``None`` for a connection failure.
+        """
+        c = self.client
+        # the server's Retry-After (at most 30 s), jittered so that the clients it refused
+        # together do not all come back in the same tick
+        after = _retry_after(response) * (1 + random.random() / 4)
+        if response is not None and response.status_code == 429:
+            after = after or 1.0  # no Retry-After: a second (waiting counts toward patience)
+            if self.waited + after > c.patience:
+                return None
+            self.waited += after
+            return after
+        if self.failures >= c.retries:
+            return None
+        self.failures += 1
+        return max(after, c.backoff * (2 ** (self.failures - 1)) * (0.5 + random.random() / 2))
+
+
+def _retry_after(response: httpx.Response | None) -> float:
+    """The answer's ``Retry-After`` in seconds, at most 30 (0 when absent or not a number)."""
+    if response is None:
+        return 0.0
+    with contextlib.suppress(ValueError):
+        return min(max(0.0, float(response.headers.get("retry-after", 0))), 30.0)
+    return 0.0
 
 
 def _retryable(response: httpx.Response) -> bool:
     """A 5xx, or a 429 (this client's share of heavy work is spent for now)."""
     return response.status_code >= 500 or response.status_code == 429
+
+
+class _Base:
+    def __init__(
+        self, base_url: str, *, token: str | None = None, timeout: float = 30.0,
+        retries: int = 3, backoff: float = 0.1, patience: float = 120.0,
+        max_connections: int = 64,
+    ) -> None:  # fmt: skip
+        if retries < 0 or backoff < 0 or timeout <= 0 or not patience >= 0:
+            raise ConfigError(
+                "need retries >= 0, backoff >= 0, timeout > 0, patience >= 0; got "
+                f"{retries}, {backoff}, {timeout}, {patience}"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self.patience = patience
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
 
 
 class ToolServerClient(_Base):
@@ -156,9 +193,10 @@ class ToolServerClient(_Base):
         base_url: ``http://host:port`` of the server.
         token: Bearer token, when the server wants one.
         timeout: Seconds per request (connect at most 5 s).
-        retries: Extra attempts after a 5xx, a 429 or a connection failure (waiting at least
-            the server's ``Retry-After``, at most 30 s).
+        retries: Extra attempts after a 5xx or a connection failure.
         backoff: First retry delay in seconds; doubles each retry (with jitter).
+        patience: Most seconds one request spends waiting out 429s (each for the server's
+            ``Retry-After``, at most 30 s, with jitter) before the 429 is raised.
         max_connections: Pool size.
     """
 
@@ -181,22 +219,22 @@ class ToolServerClient(_Base):
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send with retries; raise the matching error for a 4xx/5xx."""
-        for attempt in range(self.retries + 1):
+        attempts = _Attempts(self)
+        while True:
             try:
                 response = self._http.request(method, path, **kwargs)
             except _RETRY_EXC as e:
-                if attempt == self.retries:
+                delay = attempts.next_delay(None)
+                if delay is None:
                     raise ToolServerError(f"cannot reach {self.base_url}{path}: {e}") from e
                 logger.debug("retrying %s %s after %r", method, path, e)
             else:
-                if not _retryable(response) or attempt == self.retries:
+                delay = attempts.next_delay(response) if _retryable(response) else None
+                if delay is None:
                     _raise_for(response)
                     return response
                 logger.debug("retrying %s %s after HTTP %s", method, path, response.status_code)
-                time.sleep(self._delay(attempt, response))
-                continue
-            time.sleep(self._delay(attempt))
-        raise ToolServerError(f"no attempt made for {path}")  # retries >= 0 makes this unreachable
+            time.sleep(delay)
 
     def health(self) -> bool:
         """Whether the server is live."""
@@ -281,20 +319,20 @@ class AsyncToolServerClient(_Base):
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send with retries; raise the matching error for a 4xx/5xx."""
-        for attempt in range(self.retries + 1):
+        attempts = _Attempts(self)
+        while True:
             try:
                 response = await self._http.request(method, path, **kwargs)
             except _RETRY_EXC as e:
-                if attempt == self.retries:
+                delay = attempts.next_delay(None)
+                if delay is None:
                     raise ToolServerError(f"cannot reach {self.base_url}{path}: {e}") from e
             else:
-                if not _retryable(response) or attempt == self.retries:
+                delay = attempts.next_delay(response) if _retryable(response) else None
+                if delay is None:
                     _raise_for(response)
                     return response
-                await asyncio.sleep(self._delay(attempt, response))
-                continue
-            await asyncio.sleep(self._delay(attempt))
-        raise ToolServerError(f"no attempt made for {path}")
+            await asyncio.sleep(delay)
 
     async def health(self) -> bool:
         """Whether the server is live."""

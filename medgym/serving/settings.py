@@ -83,17 +83,18 @@ class ServerSettings(MedgymSettings):
         description="CPU niceness of the heavy threads (Linux; 0: same priority as the rest).",
     )
     client_heavy_rate: float = Field(
-        default=0.5,
+        default=0.1,
         ge=0,
         le=1024,
         description=(
             "CPU-seconds of heavy work (decodes, uploads, turns, large renders) each client "
-            "address earns per second; past its banked share it gets 429 + Retry-After. 0: "
-            "no per-client quota."
+            "address earns per second; past its banked share it gets 429 + Retry-After. "
+            "About ten new 1,024 px images a second; a server that only its own training "
+            "run uses can raise it or turn it off. 0: no per-client quota."
         ),
     )
     client_heavy_burst: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
         le=86_400,
         description="Most CPU-seconds of heavy work a client may bank (at least the rate).",
