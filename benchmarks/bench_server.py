@@ -232,8 +232,12 @@ def main() -> None:
         help=f"attacks to run, comma-separated, of {', '.join(ATTACKS)}; 'none': a control run "
         "(the second phase as quiet as the first: the ratio's own noise)",
     )  # fmt: skip
-    ap.add_argument("--bulk", type=int, default=0,
-                    help="new images a legitimate client registers, budget on and off (0 skips)")
+    ap.add_argument(
+        "--bulk",
+        type=int,
+        default=0,
+        help="new images a legitimate client registers, budget on and off (0 skips)",
+    )
     ap.add_argument("--bulk-size", type=int, default=1024, help="side of the --bulk images, px")
     ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -560,7 +564,8 @@ def bulk(base: str, env: dict[str, str], n: int, size: int) -> None:
     )
     try:
         wait_up(f"http://127.0.0.1:{port}/v1/health")
-        time.sleep(2)  # this server's last refusals (held 1 s) are out; its budget refills
+        _register_all(f"http://127.0.0.1:{port}", 1, size, 49_999)  # its worker process up
+        time.sleep(2)  # the first server's last refusals (held 1 s) are out; its budget refills
         budgeted = _register_all(base, n, size, 50_000)
         unlimited = _register_all(f"http://127.0.0.1:{port}", n, size, 50_000)
     finally:
