@@ -13,7 +13,7 @@ from medgym.core.images import ImageRef
 from medgym.core.sample import Sample
 from medgym.errors import ConfigError
 from medgym.serving.app import create_app
-from medgym.serving.client import ToolServerClient
+from medgym.serving.client import AsyncToolServerClient, ToolServerClient
 from medgym.serving.quota import ClientBudgets, OverQuota
 from medgym.serving.settings import ServerSettings
 
@@ -140,3 +140,40 @@ def test_the_client_waits_out_retry_after_on_429() -> None:
     client._http = httpx.Client(base_url=client.base_url, transport=httpx.MockTransport(handle))
     assert client.health()
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.95  # waited the server's Retry-After
+
+
+def test_a_client_registering_past_its_budget_waits_instead_of_failing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the server's budget and medgym's client together: a bulk registration that overdraws the
+    # bank is slowed to the budget's rate, and every image still registers
+    settings = ServerSettings(client_heavy_rate=0.2, client_heavy_burst=0.3, refusal_delay=0)
+    app = create_app(settings)
+    service = app.state.service
+    real_load = service.load
+    monkeypatch.setattr(service, "load", lambda ref: (_burn(0.15), real_load(ref))[1])
+    refused: list[int] = []
+
+    async def bulk() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 1))
+
+        async def count(response: httpx.Response) -> None:
+            if response.status_code == 429:
+                refused.append(int(response.headers["retry-after"]))
+
+        http = httpx.AsyncClient(
+            transport=transport, base_url="http://t", event_hooks={"response": [count]}
+        )
+        async with AsyncToolServerClient("http://t", retries=0, patience=30) as client:
+            client._http = http
+            sizes = []
+            for k in range(5):
+                r = await client.request("POST", "/v1/images/register", json={"ref": _uri(k)})
+                sizes.append(r.json()["width"])
+            return sizes
+
+    start = time.perf_counter()
+    assert asyncio.run(bulk()) == [128] * 5
+    # 0.75 CPU-s against 0.3 banked at 0.2 per second: refused, and waited it out
+    assert refused and all(s >= 1 for s in refused)
+    assert time.perf_counter() - start >= 0.75 + len(refused)
