@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 
+from medgym.integrations.trl.checkpoints import save_trained
 from medgym.integrations.trl.metrics import tensorboard_available
 from medgym.integrations.trl.train import CPU_DEFAULTS, MedGymArguments, build_trainer
 
@@ -36,7 +37,7 @@ def main() -> None:
     trainer, reward = build_trainer(margs, gargs)
     trainer.train()
     if gargs.save_strategy != "no":
-        trainer.save_model(gargs.output_dir)
+        save_trained(trainer, gargs.output_dir)  # with its profile and tiny task recorded
     for rec in reward.history:
         logger.info(
             "step %d reward %.3f tool-call rate %.2f",

@@ -29,6 +29,7 @@ __all__ = [
     "default_grpo_config",
     "demo_train",
     "resolve_checkpoint_profile",
+    "tiny_task_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,13 +124,14 @@ class MedGymArguments:
             raise ConfigError(f"num_samples must be >= 1; got {self.num_samples}")
         self.session_config()  # a bad or unknown session key fails here, named
 
-    def session_config(self, *, tiny: bool = False) -> SessionConfig:
+    def session_config(self, *, task: str | None = None) -> SessionConfig:
         """The episodes' :class:`SessionConfig` (penalties scaled by ``penalty_weight``).
 
         Args:
-            tiny: The model is a tiny-vlm checkpoint: start from the budgets it was warm-started
-                with (:data:`~medgym.agents.tiny_vlm.TINY_SESSION`), so RL plays the episodes
-                the warm start taught; fields set here still win.
+            task: The tiny task a tiny-vlm checkpoint trains on
+                (:data:`~medgym.agents.tiny_vlm.TINY_TASKS`): start from the budgets it was
+                warm-started with, so RL plays the episodes the warm start taught; fields set
+                here still win. ``None``: the session defaults.
 
         Raises:
             ConfigError: ``session`` is not a JSON object, or a key or value is bad.
@@ -143,10 +145,10 @@ class MedGymArguments:
             if not isinstance(extra, dict):
                 raise ConfigError(f"--session must be a JSON object; got {self.session!r}")
         values: dict[str, Any] = {}
-        if tiny:
-            from medgym.agents.tiny_vlm import TINY_SESSION
+        if task is not None:
+            from medgym.agents.tiny_vlm.builder import get_tiny_task
 
-            values.update(TINY_SESSION)
+            values.update(get_tiny_task(task).session)
         if self.tools.strip():
             values["tools"] = [t.strip() for t in self.tools.split(",") if t.strip()]
         for key in ("max_turns", "max_images"):
@@ -155,13 +157,13 @@ class MedGymArguments:
         values.update(extra)
         return SessionConfig.from_dict(values).with_penalty_weight(self.penalty_weight)
 
-    def dataset_kwargs(self, *, tiny: bool = False) -> dict[str, Any]:
-        """Keyword arguments of :func:`medgym.data.load` (the tiny task for tiny-vlm)."""
+    def dataset_kwargs(self, *, task: str | None = None) -> dict[str, Any]:
+        """Keyword arguments of :func:`medgym.data.load` (with the tiny ``task``'s settings)."""
         kwargs: dict[str, Any] = {"num_samples": self.num_samples}
-        if tiny and self.dataset == "synthetic":
-            from medgym.agents.tiny_vlm import TINY_TASK
+        if task is not None:
+            from medgym.agents.tiny_vlm.builder import get_tiny_task
 
-            kwargs.update(TINY_TASK)
+            kwargs.update(get_tiny_task(task).load)
         if self.dataset_root:
             kwargs["root"] = self.dataset_root
         return kwargs
@@ -230,8 +232,27 @@ def resolve_checkpoint_profile(model_path: str | Path, name: str = "") -> ModelP
     return chosen
 
 
+def tiny_task_for(model_path: str | Path, dataset: str) -> str | None:
+    """The tiny task a tiny-vlm checkpoint trains on when given ``dataset``.
+
+    The task the checkpoint recorded (``medgym_task.json``) if it is on ``dataset``, else the
+    tiny task on ``dataset`` (``synthetic``, ``synthetic3d``), else ``None`` (another dataset:
+    its own settings).
+    """
+    from medgym.agents.tiny_vlm.builder import TINY_TASKS, get_tiny_task, load_checkpoint_task
+
+    recorded = load_checkpoint_task(model_path) if Path(model_path).is_dir() else None
+    if recorded is not None and get_tiny_task(recorded).dataset == dataset:
+        return recorded
+    return next((name for name, task in TINY_TASKS.items() if task.dataset == dataset), None)
+
+
 def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     """Build ``(GRPOTrainer, SessionGroupReward)`` from the two configs.
+
+    The trainer records the profile (and a tiny model's task) in every checkpoint it saves
+    (:class:`~medgym.integrations.trl.checkpoints.CheckpointRecords`); save the final model
+    with :func:`~medgym.integrations.trl.checkpoints.save_trained` to record them there too.
 
     Raises:
         ConfigError: If the GRPO batch would split groups across processes.
@@ -242,6 +263,7 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     from medgym.agents.tiny_vlm import WarmStartConfig, warm_start
     from medgym.agents.tiny_vlm.processor import register_processor
     from medgym.data import load
+    from medgym.integrations.trl.checkpoints import CheckpointRecords
     from medgym.integrations.trl.environment import make_environment_factory
     from medgym.integrations.trl.metrics import MetricsSink
     from medgym.integrations.trl.rewards import SessionGroupReward
@@ -259,9 +281,10 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     register_processor()
     processor = prepare_processor(AutoProcessor.from_pretrained(model_path))
     model = AutoModelForImageTextToText.from_pretrained(model_path)
-    tiny = profile.name == "tiny-vlm"  # the warm start's task and budgets, as it was trained
-    samples = list(load(margs.dataset, **margs.dataset_kwargs(tiny=tiny)))
-    session_cfg = margs.session_config(tiny=tiny)
+    # a tiny model trains on its warm start's task and budgets, as it was trained
+    task = tiny_task_for(model_path, margs.dataset) if profile.name == "tiny-vlm" else None
+    samples = list(load(margs.dataset, **margs.dataset_kwargs(task=task)))
+    session_cfg = margs.session_config(task=task)
     if (gargs.max_tool_calling_iterations or 0) >= session_cfg.max_turns:
         logger.info(
             "max_tool_calling_iterations=%s but episodes end after %d turns: the session ends "
@@ -283,6 +306,7 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
         train_dataset=build_dataset(samples, profile=profile, config=session_cfg),
         processing_class=processor,
         environment_factory=make_environment_factory(samples, config=session_cfg, profile=profile),
+        callbacks=[CheckpointRecords(profile, task)],
     )
     return trainer, reward
 

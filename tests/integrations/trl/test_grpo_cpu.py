@@ -15,12 +15,14 @@ def run(trl_warm_dir, tmp_path_factory):
     import torch
 
     from medgym.integrations.trl import MedGymArguments, build_trainer, default_grpo_config
+    from medgym.integrations.trl.checkpoints import save_trained
 
     out = tmp_path_factory.mktemp("grpo")
     margs = MedGymArguments(model=str(trl_warm_dir), num_samples=8, reward="label_free")
     gargs = default_grpo_config(
-        out, max_steps=2, num_generations=4, per_device_train_batch_size=4, learning_rate=1e-3
-    )
+        out, max_steps=2, num_generations=4, per_device_train_batch_size=4, learning_rate=1e-3,
+        save_strategy="steps", save_steps=2,
+    )  # fmt: skip
     trainer, reward = build_trainer(margs, gargs)
     seen: list[list] = []
     inner = trainer.reward_funcs[0]
@@ -33,7 +35,11 @@ def run(trl_warm_dir, tmp_path_factory):
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     after = dict(trainer.model.named_parameters())
+    final = save_trained(trainer, out / "final")
     return {
+        "out": out,
+        "final": final,
+        "trainer": trainer,
         "history": reward.history,
         "before": before,
         "after": after,
@@ -79,3 +85,36 @@ def test_tool_call_puts_the_crop_into_the_next_turn(run) -> None:
             if crops and k + 1 < len(completion):
                 assert completion[k + 1]["role"] == "assistant"  # generated after seeing it
     assert images > 0, "no tool reply carried a crop"
+
+
+def test_saved_checkpoints_record_the_profile_and_task_eval_needs(run) -> None:
+    """A checkpoint of the run is evaluated as it was trained (the profile, the tiny task).
+
+    Before, ``GRPOTrainer`` saved weights only, and ``medgym eval --policy hf:<it>`` used the
+    ``qwen2.5-vl`` profile and the default data mix: the tiny agent answered nothing.
+    """
+    from medgym.agents.tiny_vlm.builder import load_checkpoint_task
+    from medgym.envs.profiles import load_checkpoint_profile
+    from medgym.eval.cli_commands import task_settings
+
+    for folder in (run["out"] / "checkpoint-2", run["final"]):
+        assert (folder / "model.safetensors").is_file()
+        profile = load_checkpoint_profile(folder)
+        assert profile is not None and profile.name == "tiny-vlm"
+        assert load_checkpoint_task(folder) == "synthetic"
+        data, load_options, session_options, _ = task_settings(f"hf:{folder}", None, None)
+        assert data == "synthetic:test" and load_options and session_options
+
+
+def test_save_trained_needs_a_trainer_that_knows_what_to_record(run) -> None:
+    from medgym.errors import ConfigError
+    from medgym.integrations.trl.checkpoints import CheckpointRecords, save_trained
+
+    trainer = run["trainer"]
+    records = [c for c in trainer.callback_handler.callbacks if isinstance(c, CheckpointRecords)]
+    trainer.remove_callback(records[0])
+    try:
+        with pytest.raises(ConfigError, match="CheckpointRecords"):
+            save_trained(trainer, run["out"] / "unrecorded")
+    finally:
+        trainer.add_callback(records[0])

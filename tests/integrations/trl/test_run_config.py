@@ -50,14 +50,30 @@ def test_tiny_checkpoint_trains_on_the_episodes_its_warm_start_taught() -> None:
     from medgym.envs.config import SessionConfig
 
     margs = MedGymArguments()
-    assert margs.session_config(tiny=True) == SessionConfig.from_dict(TINY_SESSION)
-    assert margs.dataset_kwargs(tiny=True) == {"num_samples": 16, **TINY_TASK}
+    assert margs.session_config(task="synthetic") == SessionConfig.from_dict(TINY_SESSION)
+    assert margs.dataset_kwargs(task="synthetic") == {"num_samples": 16, **TINY_TASK}
     assert margs.session_config() == SessionConfig()  # another model: the session defaults
     custom = MedGymArguments(max_turns=4, session='{"max_calls_per_turn": 2}', penalty_weight=2)
-    cfg = custom.session_config(tiny=True)
+    cfg = custom.session_config(task="synthetic")
     assert (cfg.max_turns, cfg.max_images, cfg.max_calls_per_turn) == (4, 1, 2)
     assert cfg.penalties.format_error == pytest.approx(2 * SessionConfig().penalties.format_error)
     with pytest.raises(ConfigError, match="did you mean `max_calls_per_turn`"):
         MedGymArguments(session='{"max_calls_per_tur": 2}')
     with pytest.raises(ConfigError, match="JSON object"):
         MedGymArguments(session="[1, 2]")
+
+
+def test_a_tiny_checkpoint_trains_on_its_recorded_task_when_the_dataset_is_that_task(
+    tmp_path,
+) -> None:
+    from medgym.agents.tiny_vlm.builder import save_checkpoint_task
+    from medgym.integrations.trl.train import tiny_task_for
+
+    assert tiny_task_for(tmp_path, "synthetic") == "synthetic"  # nothing recorded: the task
+    assert tiny_task_for(tmp_path, "synthetic3d") == "synthetic3d"  # on that dataset
+    assert tiny_task_for(tmp_path, "vqa_rad") is None  # no tiny task: the dataset's defaults
+    save_checkpoint_task(tmp_path, "synthetic3d")
+    assert tiny_task_for(tmp_path, "synthetic3d") == "synthetic3d"
+    assert tiny_task_for(tmp_path, "synthetic") == "synthetic"  # recorded one is elsewhere
+    with pytest.raises(ConfigError, match="unknown tiny task"):
+        MedGymArguments().dataset_kwargs(task="nope")
