@@ -40,7 +40,7 @@ from medgym.envs.session import EpisodeSession
 from medgym.errors import ConfigError
 from medgym.learning.losses import clipped_surrogate, episode_mean_sum, token_logp, token_mean
 
-__all__ = ["GRPOConfig", "LockstepGRPO", "group_advantages"]
+__all__ = ["GRPOConfig", "LockstepGRPO", "freeze_vision_tower", "group_advantages"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,15 @@ class GRPOConfig:
                 f"lr, temperature and max_grad_norm must be > 0; got {self.lr}, "
                 f"{self.temperature}, {self.max_grad_norm}"
             )
+
+
+def freeze_vision_tower(model: Any) -> None:
+    """Keep ``model``'s vision tower (merger included) out of training (``requires_grad`` off).
+
+    Raises:
+        ConfigError: The model has no vision tower (``visual``).
+    """
+    _vision_tower(model).requires_grad_(False)
 
 
 def _vision_tower(model: Any) -> Any:
@@ -209,7 +218,7 @@ class LockstepGRPO:
         self.model = policy.model
         self.processor = policy.processor
         if cfg.freeze_vision:
-            _vision_tower(self.model).requires_grad_(False)
+            freeze_vision_tower(self.model)
         trained = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=0.0)
         self.reference = _frozen_copy(self.model) if cfg.beta > 0 else None

@@ -29,6 +29,7 @@ __all__ = [
     "default_grpo_config",
     "demo_train",
     "resolve_checkpoint_profile",
+    "suppress_vision_tokens",
     "tiny_task_for",
 ]
 
@@ -110,6 +111,14 @@ class MedGymArguments:
         metadata={
             "help": "Other SessionConfig fields as JSON, e.g. '{\"max_calls_per_turn\": 2}' "
             "(unknown keys are refused)."
+        },
+    )
+    freeze_vision: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the vision tower out of training (RL trains the language model). "
+            "Default: on for a tiny-vlm checkpoint (where training the tower erodes the warm "
+            "start's perception, docs/learning.md), off for other models."
         },
     )
     warm_start_steps: int = field(
@@ -247,6 +256,32 @@ def tiny_task_for(model_path: str | Path, dataset: str) -> str | None:
     return next((name for name, task in TINY_TASKS.items() if task.dataset == dataset), None)
 
 
+#: Model config fields naming the vision special tokens a policy must never sample.
+_VISION_TOKEN_FIELDS = ("image_token_id", "video_token_id", "vision_start_token_id",
+                        "vision_end_token_id")  # fmt: skip
+
+
+def suppress_vision_tokens(gargs: Any, model: Any) -> list[int]:
+    """Add the model's vision special tokens to ``gargs.generation_kwargs["suppress_tokens"]``.
+
+    TRL suppresses only the image token when it samples. A sampled ``<|video_pad|>`` (or a
+    vision start/end token) in a completion marks a video the batch has no grid for, and the
+    loss's forward pass fails in ``get_rope_index`` (``'NoneType' object is not an iterator``):
+    the tiny agent's run died so at step 41 of 80. The model's own ``suppress_tokens`` (the tiny
+    model's generation config lists these four) and any set in ``generation_kwargs`` are kept.
+
+    Returns:
+        The suppressed token ids.
+    """
+    ids = {getattr(model.config, name, None) for name in _VISION_TOKEN_FIELDS}
+    ids |= set(getattr(model.generation_config, "suppress_tokens", None) or [])
+    kwargs = dict(gargs.generation_kwargs or {})
+    ids |= set(kwargs.get("suppress_tokens") or [])
+    kwargs["suppress_tokens"] = sorted(int(i) for i in ids if i is not None)
+    gargs.generation_kwargs = kwargs
+    return kwargs["suppress_tokens"]
+
+
 def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     """Build ``(GRPOTrainer, SessionGroupReward)`` from the two configs.
 
@@ -268,6 +303,7 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     from medgym.integrations.trl.metrics import MetricsSink
     from medgym.integrations.trl.rewards import SessionGroupReward
     from medgym.integrations.trl.template import prepare_processor
+    from medgym.learning.grpo import freeze_vision_tower
 
     per_process = gargs.per_device_train_batch_size * gargs.steps_per_generation
     if per_process % gargs.num_generations:
@@ -281,8 +317,12 @@ def build_trainer(margs: MedGymArguments, gargs: Any) -> tuple[Any, Any]:
     register_processor()
     processor = prepare_processor(AutoProcessor.from_pretrained(model_path))
     model = AutoModelForImageTextToText.from_pretrained(model_path)
+    suppress_vision_tokens(gargs, model)
+    tiny = profile.name == "tiny-vlm"
+    if margs.freeze_vision or (margs.freeze_vision is None and tiny):
+        freeze_vision_tower(model)
     # a tiny model trains on its warm start's task and budgets, as it was trained
-    task = tiny_task_for(model_path, margs.dataset) if profile.name == "tiny-vlm" else None
+    task = tiny_task_for(model_path, margs.dataset) if tiny else None
     samples = list(load(margs.dataset, **margs.dataset_kwargs(task=task)))
     session_cfg = margs.session_config(task=task)
     if (gargs.max_tool_calling_iterations or 0) >= session_cfg.max_turns:

@@ -118,3 +118,52 @@ def test_save_trained_needs_a_trainer_that_knows_what_to_record(run) -> None:
             save_trained(trainer, run["out"] / "unrecorded")
     finally:
         trainer.add_callback(records[0])
+
+
+def test_the_tiny_models_vision_tower_is_kept_out_of_training(run) -> None:
+    """A tiny-vlm checkpoint trains its language model only (``freeze_vision`` unset: on)."""
+    torch = run["torch"]
+    vision = [n for n in run["before"] if ".visual." in f".{n}"]
+    assert vision, "no vision tower parameters found"
+    assert all(torch.equal(run["after"][n].detach(), run["before"][n]) for n in vision)
+    assert not any(run["after"][n].requires_grad for n in vision)
+
+
+def test_freeze_vision_false_trains_the_tower(trl_warm_dir, tmp_path) -> None:
+    from medgym.integrations.trl import MedGymArguments, build_trainer, default_grpo_config
+
+    margs = MedGymArguments(model=str(trl_warm_dir), num_samples=4, freeze_vision=False)
+    trainer, _ = build_trainer(margs, default_grpo_config(tmp_path, max_steps=1))
+    vision = [p for n, p in trainer.model.named_parameters() if ".visual." in f".{n}"]
+    assert vision and all(p.requires_grad for p in vision)
+
+
+def test_the_trainer_never_samples_a_vision_special_token(run) -> None:
+    """TRL suppresses only the image token; a sampled video or vision-start token killed a run.
+
+    A completion holding ``<|video_pad|>`` marks a video the batch has no grid for, and the
+    loss's forward pass fails (``get_rope_index``: ``'NoneType' object is not an iterator``).
+    """
+    trainer = run["trainer"]
+    cfg = trainer.model.config
+    wanted = {cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id,
+              cfg.vision_end_token_id}  # fmt: skip
+    assert wanted <= set(trainer.generation_config.suppress_tokens)
+    tok = trainer.processing_class.tokenizer
+    sampled = {t for c in run["completions"] for m in c if m["role"] == "assistant"
+               for t in tok(str(m.get("content", "")))["input_ids"]}  # fmt: skip
+    assert not sampled & wanted
+
+
+def test_suppressed_tokens_keep_the_users_own() -> None:
+    from types import SimpleNamespace
+
+    from medgym.integrations.trl.train import suppress_vision_tokens
+
+    model = SimpleNamespace(
+        config=SimpleNamespace(image_token_id=5, video_token_id=6, vision_start_token_id=3),
+        generation_config=SimpleNamespace(suppress_tokens=[9]),
+    )
+    gargs = SimpleNamespace(generation_kwargs={"suppress_tokens": [42], "top_k": 5})
+    assert suppress_vision_tokens(gargs, model) == [3, 5, 6, 9, 42]
+    assert gargs.generation_kwargs["top_k"] == 5
