@@ -22,7 +22,9 @@ from medgym.core.sample import Sample
 from medgym.data.cache import clear_image_cache, load_image
 from medgym.errors import ConfigError, did_you_mean
 
-__all__ = ["DATASETS", "clear_image_cache", "load", "load_image", "register_dataset"]
+__all__ = [
+    "DATASETS", "clear_image_cache", "load", "load_image", "loader_takes", "register_dataset",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +71,34 @@ def _matches(value: str | None, wanted: str | Sequence[str] | None) -> bool:
     return value is not None and value.lower() in {w.lower() for w in options}
 
 
-def _check_loader_kwargs(name: str, loader: Loader, call: Mapping[str, Any]) -> None:
-    """An option the loader does not take is a ConfigError naming it (not a TypeError)."""
+def _loader_options(loader: Loader) -> list[str] | None:
+    """The keywords ``loader`` takes; ``None`` when it takes any (``**kwargs``) or cannot say."""
     import inspect
 
     try:
         params = inspect.signature(loader).parameters
     except (TypeError, ValueError):
-        return
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
+def loader_takes(name: str, option: str) -> bool:
+    """Whether dataset ``name``'s loader takes the keyword ``option`` (e.g. ``num_samples``).
+
+    Raises:
+        ConfigError: Unknown dataset name.
+    """
+    known = _loader_options(_loader(name))
+    return known is None or option in known
+
+
+def _check_loader_kwargs(name: str, loader: Loader, call: Mapping[str, Any]) -> None:
+    """An option the loader does not take is a ConfigError naming it (not a TypeError)."""
+    known = _loader_options(loader)
+    if known is None:
         return
-    known = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
     for key in call:
         if key not in known:
             raise ConfigError(

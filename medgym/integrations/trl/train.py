@@ -72,7 +72,20 @@ class MedGymArguments:
     dataset_root: str | None = field(
         default=None, metadata={"help": "Data root for file-backed datasets."}
     )
-    num_samples: int = field(default=16, metadata={"help": "Samples drawn from the dataset."})
+    split: str = field(
+        default="train",
+        metadata={
+            "help": "Split to train on (the generated sets default to `test` when loaded "
+            "without one; evaluation reads `test`)."
+        },
+    )
+    num_samples: int = field(
+        default=16,
+        metadata={
+            "help": "Samples to train on: drawn from a generated set, the first ones of a "
+            "release on disk."
+        },
+    )
     profile: str = field(
         default="",
         metadata={
@@ -168,7 +181,11 @@ class MedGymArguments:
 
     def dataset_kwargs(self, *, task: str | None = None) -> dict[str, Any]:
         """Keyword arguments of :func:`medgym.data.load` (with the tiny ``task``'s settings)."""
-        kwargs: dict[str, Any] = {"num_samples": self.num_samples}
+        from medgym.data import loader_takes
+
+        # generated sets draw `num_samples`; a release on disk keeps its first `num_samples`
+        size = "num_samples" if loader_takes(self.dataset, "num_samples") else "limit"
+        kwargs: dict[str, Any] = {"split": self.split, size: self.num_samples}
         if task is not None:
             from medgym.agents.tiny_vlm.builder import get_tiny_task
 

@@ -51,7 +51,9 @@ def test_tiny_checkpoint_trains_on_the_episodes_its_warm_start_taught() -> None:
 
     margs = MedGymArguments()
     assert margs.session_config(task="synthetic") == SessionConfig.from_dict(TINY_SESSION)
-    assert margs.dataset_kwargs(task="synthetic") == {"num_samples": 16, **TINY_TASK}
+    # the train split: `synthetic` loaded without one is its test split, which eval reads
+    assert margs.dataset_kwargs(task="synthetic") == {"split": "train", "num_samples": 16,
+                                                      **TINY_TASK}  # fmt: skip
     assert margs.session_config() == SessionConfig()  # another model: the session defaults
     custom = MedGymArguments(max_turns=4, session='{"max_calls_per_turn": 2}', penalty_weight=2)
     cfg = custom.session_config(task="synthetic")
@@ -77,3 +79,15 @@ def test_a_tiny_checkpoint_trains_on_its_recorded_task_when_the_dataset_is_that_
     assert tiny_task_for(tmp_path, "synthetic") == "synthetic"  # recorded one is elsewhere
     with pytest.raises(ConfigError, match="unknown tiny task"):
         MedGymArguments().dataset_kwargs(task="nope")
+
+
+def test_a_release_on_disk_is_loaded_with_a_limit_not_num_samples(tmp_path) -> None:
+    """``--dataset slake`` (the 3B recipe) passed ``num_samples``, which SLAKE's loader refuses."""
+    from medgym.data import load
+
+    margs = MedGymArguments(dataset="slake", num_samples=5, dataset_root=str(tmp_path))
+    kwargs = margs.dataset_kwargs()
+    assert kwargs["limit"] == 5 and "num_samples" not in kwargs and kwargs["split"] == "train"
+    with pytest.raises(Exception) as info:  # no release in tmp_path: a data error, not an option
+        load("slake", **kwargs)
+    assert "takes no option" not in str(info.value)
