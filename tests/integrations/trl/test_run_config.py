@@ -91,3 +91,15 @@ def test_a_release_on_disk_is_loaded_with_a_limit_not_num_samples(tmp_path) -> N
     with pytest.raises(Exception) as info:  # no release in tmp_path: a data error, not an option
         load("slake", **kwargs)
     assert "takes no option" not in str(info.value)
+
+
+def test_the_tiny_yaml_writes_out_the_embedded_default() -> None:
+    """`trl_tiny_cpu.yaml` says it is the embedded default written out: the two must agree."""
+    import yaml
+
+    from medgym.integrations.trl.train import CPU_DEFAULTS
+
+    written = yaml.safe_load((CONFIGS / "trl_tiny_cpu.yaml").read_text())
+    shared = (set(written) & set(CPU_DEFAULTS)) - {"report_to"}  # tensorboard when installed
+    assert {"learning_rate", "entropy_coef", "max_steps"} <= shared
+    assert {k: written[k] for k in shared} == {k: CPU_DEFAULTS[k] for k in shared}
