@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> tuple[Path, Path]:
     p.add_argument("--dataset", default="synthetic", help="registered medgym dataset name")
     p.add_argument("--out", required=True, help="output folder for train/val parquet")
     p.add_argument("--root", default=None, help="dataset root (public datasets)")
-    p.add_argument("--split", default=None)
+    p.add_argument("--split", default="train", help="split to train on (default: train)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)

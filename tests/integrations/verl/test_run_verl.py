@@ -48,6 +48,8 @@ def test_compose_and_validate(run_verl: ModuleType, name: str, tiny_vlm_path: Pa
     assert cfg.reward.custom_reward_function.path.startswith("pkg://")
     spec = cfg.medgym.reward
     make_group_reward(OmegaConf.to_container(spec) if not isinstance(spec, str) else spec)
+    # training data from the train split: `synthetic` loaded without one is its test split
+    assert cfg.medgym.dataset_kwargs.split == "train"
 
 
 def test_ppo_uses_a_critic(run_verl: ModuleType) -> None:
@@ -139,3 +141,47 @@ def test_gpu_smoke_refuses_unknown_options() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "unknown option --dryrun" in proc.stderr
+
+
+def _documented_runs() -> list[tuple[str, list[str]]]:
+    """``(config, overrides)`` of every ``python training/run_verl.py`` line in the verl docs."""
+    import shlex
+
+    text = (REPO / "docs" / "training_verl.md").read_text().replace("\\\n", " ")
+    runs = []
+    for line in text.splitlines():
+        if "python training/run_verl.py" not in line or line.lstrip().startswith("`"):
+            continue
+        words = shlex.split(line.split("python training/run_verl.py", 1)[1], comments=True)
+        config, overrides, k = "grpo_qwen2_5_vl_7b", [], 0
+        while k < len(words):
+            if words[k] == "--config":
+                config, k = words[k + 1], k + 2
+                continue
+            if not words[k].startswith("--") and "=" in words[k]:
+                overrides.append(words[k])
+            k += 1
+        runs.append((config, overrides))
+    return runs
+
+
+DOCUMENTED = _documented_runs()
+
+
+def test_the_docs_have_run_commands() -> None:
+    assert len(DOCUMENTED) >= 6
+    assert any(o for _, o in DOCUMENTED)
+
+
+@pytest.mark.parametrize(("config", "overrides"), DOCUMENTED)
+def test_a_documented_run_command_composes(
+    run_verl: ModuleType, config: str, overrides: list[str]
+) -> None:
+    """Each command of docs/training_verl.md composes as written (its hydra overrides too)."""
+    cfg = run_verl.compose(config, overrides)
+    for item in overrides:
+        key, _, value = item.lstrip("+").partition("=")
+        node: object = cfg
+        for part in key.split("."):
+            node = node[part]  # type: ignore[index]
+        assert str(node).lower() == value.lower(), f"{item}: composed {node!r}"
