@@ -249,14 +249,12 @@ def split_samples(config: LearningConfig) -> dict[str, list[Sample]]:
 
 
 def _save_checkpoint(model: Any, processor: Any, profile: Any, task: str, out: Path) -> Path:
-    from medgym.agents.tiny_vlm.builder import save_checkpoint_task
-    from medgym.envs.profiles import save_checkpoint_profile
+    from medgym.agents.tiny_vlm.builder import save_checkpoint_records
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    save_checkpoint_profile(out, profile)
-    save_checkpoint_task(out, task)
+    save_checkpoint_records(out, profile, task)
     return out
 
 

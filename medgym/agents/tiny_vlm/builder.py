@@ -36,6 +36,7 @@ __all__ = [
     "get_tiny_task",
     "load_checkpoint_task",
     "load_tiny_vlm",
+    "save_checkpoint_records",
     "save_checkpoint_task",
 ]
 
@@ -150,6 +151,22 @@ def save_checkpoint_task(path: str | Path, name: str) -> Path:
     out = Path(path) / TASK_FILE
     out.write_text(json.dumps({"task": name}), encoding="utf-8")
     return out
+
+
+def save_checkpoint_records(
+    path: str | Path, profile: str | ModelProfile, task: str | None = None
+) -> None:
+    """Record in the checkpoint folder ``path`` its profile and, when trained on one, tiny task.
+
+    What ``medgym eval --policy hf:PATH`` and further training read back
+    (:func:`~medgym.envs.profiles.load_checkpoint_profile`, :func:`load_checkpoint_task`).
+
+    Raises:
+        ConfigError: An unknown profile or tiny task.
+    """
+    save_checkpoint_profile(path, profile)
+    if task is not None:
+        save_checkpoint_task(path, task)
 
 
 def load_checkpoint_task(path: str | Path) -> str | None:

@@ -32,9 +32,9 @@ from medgym.agents.tiny_vlm.builder import (
     TinyVLMConfig,
     build_tiny_vlm,
     get_tiny_task,
+    save_checkpoint_records,
     save_checkpoint_task,
 )
-from medgym.envs.profiles import save_checkpoint_profile
 from medgym.errors import ConfigError
 
 __all__ = [
@@ -492,8 +492,7 @@ def warm_start(
             step,
             cfg.max_steps,
         )
-    save_checkpoint_profile(tmp, TINY_PROFILE)
-    save_checkpoint_task(tmp, cfg.task)
+    save_checkpoint_records(tmp, TINY_PROFILE, cfg.task)
     (tmp / _MARKER).write_text(json.dumps(record, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

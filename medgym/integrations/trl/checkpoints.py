@@ -17,7 +17,8 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from medgym.envs.profiles import ModelProfile, save_checkpoint_profile
+from medgym.agents.tiny_vlm.builder import save_checkpoint_records
+from medgym.envs.profiles import ModelProfile
 from medgym.errors import ConfigError
 
 __all__ = ["CheckpointRecords", "save_trained"]
@@ -38,11 +39,7 @@ class CheckpointRecords(TrainerCallback):
 
     def write(self, folder: str | Path) -> None:
         """Record the profile and task in ``folder`` (a saved checkpoint)."""
-        save_checkpoint_profile(folder, self.profile)
-        if self.task is not None:
-            from medgym.agents.tiny_vlm.builder import save_checkpoint_task
-
-            save_checkpoint_task(folder, self.task)
+        save_checkpoint_records(folder, self.profile, self.task)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """After the trainer wrote ``checkpoint-<step>``: add the records (main process)."""
